@@ -1,0 +1,812 @@
+"""The closed set of expression nodes, and constructors that check shapes and fold.
+
+Every multiplication is one node, ``Product``: an einsum with a rational
+coefficient, ``coef * Σ Π factor[indices] -> out``. Matrix products, inner and
+outer products, Hadamard products, transposes, traces, sums and diagonals are
+all products; derivative rules, printing and lambdify handle the one node
+(Laue, Mitterreiter, Giesen, AAAI 2020).
+
+Nodes are frozen and hashed by a structural digest computed once, so equal
+subexpressions compare equal in O(1) and work on them can be cached.
+
+Dimensions are ints or names (``"n"``); a name never equals an int. Indices
+inside a Product are ints: ``0 .. rank-1`` are the output axes in order, the
+rest are summed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from fractions import Fraction
+from typing import Iterable, Sequence, Union
+
+from .errors import ShapeError
+
+Dim = Union[int, str]
+Shape = tuple
+Number = Union[Fraction, float]
+
+
+def as_number(value) -> Number:
+    """An exact Fraction for ints, rationals and decimal strings; a float otherwise."""
+    if isinstance(value, Fraction):
+        return value
+    if isinstance(value, bool):
+        return Fraction(int(value))
+    if isinstance(value, int):
+        return Fraction(value)
+    if isinstance(value, str):
+        return Fraction(value)
+    value = float(value)
+    if value.is_integer() and abs(value) < 2**53:
+        return Fraction(int(value))
+    return value
+
+
+def _digest(*parts) -> bytes:
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        if isinstance(part, Node):
+            h.update(b"N")
+            h.update(part._digest)
+        elif isinstance(part, bytes):
+            h.update(part)
+        else:
+            h.update(repr(part).encode())
+        h.update(b"|")
+    return h.digest()
+
+
+class Node:
+    """Base of all expression nodes: a tensor with a shape and children."""
+
+    __slots__ = ("shape", "_digest", "_hash", "_free")
+
+    def _init(self, shape: Shape, *parts) -> None:
+        self.shape = tuple(shape)
+        self._digest = _digest(type(self).__name__, self.shape, *parts)
+        self._hash = int.from_bytes(self._digest[:8], "little")
+        self._free = None
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    def children(self) -> tuple:
+        return ()
+
+    @property
+    def free_vars(self) -> frozenset:
+        """Names of the variables this node depends on."""
+        if self._free is None:
+            names = set()
+            for child in self.children():
+                names |= child.free_vars
+            self._free = frozenset(names)
+        return self._free
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other) -> bool:
+        return self is other or (isinstance(other, Node) and self._digest == other._digest)
+
+    def __ne__(self, other) -> bool:
+        return not self.__eq__(other)
+
+    def __setattr__(self, name, value):
+        if getattr(self, "_frozen", False):  # pragma: no cover - guard
+            raise AttributeError("nodes are immutable")
+        object.__setattr__(self, name, value)
+
+    def __repr__(self) -> str:
+        return debug_str(self)
+
+    def sort_key(self) -> bytes:
+        """A deterministic key (the same in every process) for canonical orderings."""
+        return self._digest
+
+
+# ---------------------------------------------------------------------------
+# Leaves
+
+
+class Var(Node):
+    __slots__ = ("name",)
+
+    def __init__(self, name: str, shape: Shape):
+        self.name = name
+        self._init(shape, name)
+        self._free = frozenset((name,))
+
+
+class Num(Node):
+    """A scalar constant: an exact Fraction where possible, else a float."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = as_number(value)
+        self._init((), self.value)
+
+
+class Zero(Node):
+    """A tensor of zeros of any shape: the symbolic zero rules skip."""
+
+    __slots__ = ()
+
+    def __init__(self, shape: Shape):
+        self._init(shape)
+
+
+class Ones(Node):
+    """A tensor of ones of any shape (scalar broadcasting, sums over an axis)."""
+
+    __slots__ = ()
+
+    def __init__(self, shape: Shape):
+        self._init(shape)
+
+
+class Delta(Node):
+    """The identity matrix δ(i,j) of one dimension."""
+
+    __slots__ = ("dim",)
+
+    def __init__(self, dim: Dim):
+        self.dim = dim
+        self._init((dim, dim))
+
+
+# ---------------------------------------------------------------------------
+# Sums and products
+
+
+class Sum(Node):
+    """A sum of two or more terms of one shape (built by ``add``)."""
+
+    __slots__ = ("terms",)
+
+    def __init__(self, terms: tuple, shape: Shape):
+        self.terms = tuple(terms)
+        self._init(shape, *self.terms)
+
+    def children(self):
+        return self.terms
+
+
+class Product(Node):
+    """``coef * Σ_dummies Π factors[i][indices[i]]`` with output indices 0..rank-1.
+
+    ``factors`` is a tuple of (node, indices) pairs; ``dims[k]`` is the size
+    of index k. Built only by ``product``, which flattens, folds constants,
+    contracts deltas and canonicalises the index names.
+    """
+
+    __slots__ = ("coef", "factors", "dims")
+
+    def __init__(self, coef: Number, factors: tuple, dims: tuple, rank: int):
+        self.coef = coef
+        self.factors = tuple(factors)
+        self.dims = tuple(dims)
+        parts = [coef, rank, self.dims]
+        for node, idx in self.factors:
+            parts.append(node)
+            parts.append(idx)
+        self._init(self.dims[:rank], *parts)
+
+    def children(self):
+        return tuple(node for node, _ in self.factors)
+
+    @property
+    def n_indices(self) -> int:
+        return len(self.dims)
+
+    def einsum_spec(self) -> str:
+        """The numpy einsum subscripts of this product (coefficient excluded)."""
+        letters = _einsum_letters(self.n_indices)
+        ins = ",".join("".join(letters[i] for i in idx) for _, idx in self.factors)
+        return f"{ins}->{''.join(letters[:self.rank])}"
+
+
+def _einsum_letters(n: int) -> str:
+    letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    if n > len(letters):
+        raise ShapeError(f"a product with {n} indices is more than einsum can name")
+    return letters[:n]
+
+
+# ---------------------------------------------------------------------------
+# Element-wise nodes
+
+
+class Apply(Node):
+    """An element-wise function from the function table applied to a tensor."""
+
+    __slots__ = ("fn", "arg")
+
+    def __init__(self, fn: str, arg: Node):
+        self.fn = fn
+        self.arg = arg
+        self._init(arg.shape, fn, arg)
+
+    def children(self):
+        return (self.arg,)
+
+
+class _Binary(Node):
+    """An element-wise binary node; a scalar operand broadcasts over the other."""
+
+    __slots__ = ("left", "right")
+
+    def __init__(self, left: Node, right: Node):
+        self.left = left
+        self.right = right
+        self._init(broadcast_shape(left, right), left, right)
+
+    def children(self):
+        return (self.left, self.right)
+
+
+class Pow(_Binary):
+    """``base .^ exponent``, element-wise (the scalar ``^`` is the rank-0 case)."""
+
+    __slots__ = ()
+
+    @property
+    def base(self):
+        return self.left
+
+    @property
+    def exponent(self):
+        return self.right
+
+
+class Max(_Binary):
+    __slots__ = ()
+
+
+class Min(_Binary):
+    __slots__ = ()
+
+
+def broadcast_shape(a: Node, b: Node) -> Shape:
+    if a.rank == 0:
+        return b.shape
+    if b.rank == 0 or a.shape == b.shape:
+        return a.shape
+    raise ShapeError(f"element-wise operands of shapes {a.shape} and {b.shape} do not match")
+
+
+# ---------------------------------------------------------------------------
+# Matrix and vector functions
+
+
+class _Unary(Node):
+    __slots__ = ("arg",)
+    needs = "any"  # "square", "vector" or "any"
+    scalar_result = True
+
+    def __init__(self, arg: Node):
+        _check_arg(type(self).__name__.lower(), self.needs, arg)
+        self.arg = arg
+        self._init(() if self.scalar_result else arg.shape, arg)
+
+    def children(self):
+        return (self.arg,)
+
+
+def _check_arg(name: str, needs: str, arg: Node) -> None:
+    if needs == "square" and not (arg.rank == 2 and arg.shape[0] == arg.shape[1]):
+        raise ShapeError(f"{name} needs a square matrix, not shape {arg.shape}")
+    if needs == "vector" and arg.rank != 1:
+        raise ShapeError(f"{name} needs a vector, not shape {arg.shape}")
+
+
+class Inv(_Unary):
+    __slots__ = ()
+    needs = "square"
+    scalar_result = False
+
+
+class Det(_Unary):
+    __slots__ = ()
+    needs = "square"
+
+
+class LogDet(_Unary):
+    __slots__ = ()
+    needs = "square"
+
+
+class Softmax(_Unary):
+    __slots__ = ()
+    needs = "vector"
+    scalar_result = False
+
+
+class LogSumExp(_Unary):
+    __slots__ = ()
+    needs = "vector"
+
+
+class Norm1(_Unary):
+    __slots__ = ()
+
+
+class Norm2(_Unary):
+    __slots__ = ()
+
+
+NODE_TYPES = (Var, Num, Zero, Ones, Delta, Sum, Product, Apply, Pow, Max, Min,
+              Inv, Det, LogDet, Softmax, LogSumExp, Norm1, Norm2)
+
+
+# ---------------------------------------------------------------------------
+# Constructors: the only way nodes should be built outside this module.
+
+ONE = Num(1)
+
+
+def num(value) -> Node:
+    return Num(value)
+
+
+def var(name: str, shape: Shape = ()) -> Var:
+    return Var(name, tuple(shape))
+
+
+def zeros(shape: Shape) -> Node:
+    shape = tuple(shape)
+    return Num(0) if not shape else Zero(shape)
+
+
+def ones(shape: Shape) -> Node:
+    shape = tuple(shape)
+    return ONE if not shape else Ones(shape)
+
+
+def eye(dim: Dim) -> Node:
+    return Delta(dim)
+
+
+def is_zero(node: Node) -> bool:
+    return isinstance(node, Zero) or (isinstance(node, Num) and node.value == 0)
+
+
+def is_one(node: Node) -> bool:
+    return isinstance(node, Num) and node.value == 1
+
+
+def add(*terms: Node) -> Node:
+    """The sum of terms of one shape; flattens, drops zeros, collects like terms."""
+    if not terms:
+        raise ShapeError("add needs at least one term")
+    shape = terms[0].shape
+    for t in terms:
+        if t.shape != shape:
+            raise ShapeError(f"cannot add shapes {shape} and {t.shape}")
+    flat = []
+    stack = list(reversed(terms))
+    while stack:
+        t = stack.pop()
+        if isinstance(t, Sum):
+            stack.extend(reversed(t.terms))
+        elif not is_zero(t) and not (isinstance(t, Product) and t.coef == 0):
+            flat.append(t)
+    coefs: dict = {}
+    for t in flat:
+        c, base = split_coef(t)
+        coefs[base] = coefs.get(base, 0) + c
+    kept = [scale(c, base) for base, c in coefs.items() if c != 0]
+    # Fold constant terms into one number.
+    if not kept:
+        return zeros(shape)
+    if len(kept) == 1:
+        return kept[0]
+    kept.sort(key=Node.sort_key)
+    return Sum(tuple(kept), shape)
+
+
+def split_coef(node: Node) -> tuple:
+    """(c, rest) with node == c * rest and rest carrying no numeric coefficient."""
+    if isinstance(node, Num):
+        return node.value, ONE
+    if isinstance(node, Product) and node.coef != 1:
+        identity = tuple(range(node.rank))
+        if len(node.factors) == 1 and node.factors[0][1] == identity and node.n_indices == node.rank:
+            return node.coef, node.factors[0][0]
+        return node.coef, Product(Fraction(1), node.factors, node.dims, node.rank)
+    return Fraction(1), node
+
+
+def scale(c, node: Node) -> Node:
+    """``c * node`` for a number c."""
+    c = as_number(c)
+    if c == 1:
+        return node
+    if c == 0 or is_zero(node):
+        return zeros(node.shape)
+    if isinstance(node, Num):
+        return Num(c * node.value)
+    labels = tuple(range(node.rank))
+    return product([(node, labels)], labels, coef=c)
+
+
+def neg(node: Node) -> Node:
+    return scale(-1, node)
+
+
+def sub(a: Node, b: Node) -> Node:
+    return add(a, neg(b))
+
+
+class _Fresh:
+    """A label no caller can have used: summed indices of inlined products."""
+
+    __slots__ = ()
+    _counter = itertools.count()
+
+    def __new__(cls):
+        return ("_fresh", next(cls._counter))
+
+
+def product(factors: Iterable, out: Sequence, coef=1) -> Node:
+    """``coef * Σ Π node[labels] -> out``, an einsum with arbitrary hashable labels.
+
+    ``factors`` is a sequence of ``(node, labels)``; a label in ``out`` is an
+    output axis, any other is summed. Nested products are inlined, numbers
+    multiply into the coefficient, identities are contracted away, ones drop
+    out, powers of one scalar merge, and the result is canonical.
+    """
+    coef = as_number(coef)
+    out = tuple(out)
+    if len(set(out)) != len(out):
+        raise ShapeError(f"repeated output index in {out}")
+    items = []  # (node, labels) still to place
+    ones_labels = []  # labels of rank-1 ones factors
+    dims: dict = {}
+    zero = False
+
+    def bind(label, dim):
+        old = dims.setdefault(label, dim)
+        if old != dim or type(old) is not type(dim):
+            raise ShapeError(f"index of size {old} meets size {dim}")
+
+    stack = _cancel_scalar_powers([(node, tuple(labels)) for node, labels in factors])[::-1]
+    while stack:
+        node, labels = stack.pop()
+        if len(labels) != node.rank:
+            raise ShapeError(f"{len(labels)} indices given for a tensor of shape {node.shape}")
+        for label, dim in zip(labels, node.shape):
+            bind(label, dim)
+        if isinstance(node, Num):
+            coef = coef * node.value
+        elif isinstance(node, Zero):
+            zero = True
+        elif isinstance(node, Ones):
+            ones_labels.extend(labels)
+        elif isinstance(node, Product):
+            coef = coef * node.coef
+            mapping = {k: labels[k] for k in range(node.rank)}
+            for k in range(node.rank, node.n_indices):
+                mapping[k] = _Fresh()
+                dims[mapping[k]] = node.dims[k]
+            for sub_node, idx in reversed(node.factors):
+                stack.append((sub_node, tuple(mapping[i] for i in idx)))
+        else:
+            items.append([node, labels])
+    for label in out:
+        if label not in dims:
+            raise ShapeError(f"output index {label!r} is in no factor")
+    shape = tuple(dims[label] for label in out)
+    if zero or coef == 0:
+        return zeros(shape)
+
+    items, ones_labels, coef = _contract_deltas(items, ones_labels, out, dims, coef)
+    items, coef = _drop_ones(items, ones_labels, out, dims, coef)
+    items = _merge_powers(items, out)
+    if not items:
+        return Num(coef) if not out else scale(coef, Ones(shape))
+    if coef == 1 and len(items) == 1 and tuple(items[0][1]) == out:
+        return items[0][0]
+    return _canonical(coef, items, out, dims)
+
+
+def _cancel_scalar_powers(factors):
+    """Drop scalar factors u and u^-1 that cancel, before inlining hides u."""
+    net: dict = {}
+    for node, labels in factors:
+        if node.rank == 0:
+            base, e = _base_exp(node)
+            net[base] = net.get(base, 0) + e
+    gone = {base for base, e in net.items() if e == 0 and not isinstance(base, Num)}
+    if not gone:
+        return factors
+    return [(n, l) for n, l in factors if n.rank or _base_exp(n)[0] not in gone]
+
+
+def _base_exp(node):
+    if isinstance(node, Pow) and isinstance(node.exponent, Num) and node.base.rank == node.rank:
+        return node.base, node.exponent.value
+    return node, Fraction(1)
+
+
+def _contract_deltas(items, ones_labels, out, dims, coef):
+    """δ(i,j) with j summed: rename j to i everywhere and drop the δ."""
+    out_set = set(out)
+    changed = True
+    while changed:
+        changed = False
+        for pos, (node, labels) in enumerate(items):
+            if not isinstance(node, Delta):
+                continue
+            a, b = labels
+            if a == b:  # δ(i,i): a one for each i
+                del items[pos]
+                ones_labels.append(a)
+                changed = True
+                break
+            if b in out_set and a in out_set:
+                continue
+            keep, gone = (a, b) if b not in out_set else (b, a)
+            del items[pos]
+            for item in items:
+                item[1] = tuple(keep if lab == gone else lab for lab in item[1])
+            ones_labels[:] = [keep if lab == gone else lab for lab in ones_labels]
+            changed = True
+            break
+    return items, ones_labels, coef
+
+
+def _drop_ones(items, ones_labels, out, dims, coef):
+    """A ones factor on an index some other factor carries changes nothing."""
+    used = {lab for _, labels in items for lab in labels}
+    kept = []
+    for label in dict.fromkeys(ones_labels):  # ones(i)*ones(i) summed or not is ones(i)
+        if label in used:
+            continue
+        if label not in out and isinstance(dims[label], int):
+            coef = coef * dims[label]  # Σ_i 1 = n
+            continue
+        kept.append(label)
+    for label in kept:
+        items.append([Ones((dims[label],)), (label,)])
+    return items, coef
+
+
+def _merge_powers(items, out):
+    """u * u^k -> u^(k+1) for factors with the same base on the same output axes."""
+    out_set = set(out)
+    groups: dict = {}
+    order = []
+    rest = []
+    for node, labels in items:
+        labels = tuple(labels)
+        if not set(labels) <= out_set or len(set(labels)) != len(labels):
+            rest.append([node, labels])
+            continue
+        base, e = _base_exp(node)
+        key = (base, labels)
+        if key not in groups:
+            groups[key] = 0
+            order.append(key)
+        groups[key] += e
+    merged = []
+    for key in order:
+        base, labels = key
+        e = groups[key]
+        if e == 0:
+            if base.rank:
+                merged.append([Ones(base.shape), labels])
+            continue
+        merged.append([power(base, Num(e)) if e != 1 else base, labels])
+    return merged + rest
+
+
+def _canonical(coef, items, out, dims) -> Product:
+    out_pos = {label: k for k, label in enumerate(out)}
+
+    def key(item):
+        node, labels = item
+        return (node.sort_key(), tuple(out_pos.get(lab, len(out)) for lab in labels))
+
+    items = sorted(items, key=key)
+    names = dict(out_pos)
+    for _, labels in items:
+        for lab in labels:
+            if lab not in names:
+                names[lab] = len(names)
+    index_dims = [None] * len(names)
+    for lab, k in names.items():
+        index_dims[k] = dims[lab]
+    factors = tuple((node, tuple(names[lab] for lab in labels)) for node, labels in items)
+    return Product(coef, factors, tuple(index_dims), len(out))
+
+
+def einsum(spec: str, *operands: Node, coef=1) -> Node:
+    """``product`` written as numpy einsum subscripts: ``einsum("ij,j->i", A, x)``."""
+    ins, out = spec.replace(" ", "").split("->")
+    labels = ins.split(",") if ins else []
+    if len(labels) != len(operands):
+        raise ShapeError(f"einsum spec {spec!r} names {len(labels)} operands, {len(operands)} given")
+    return product(list(zip(operands, labels)), out, coef=coef)
+
+
+def with_labels(node: Node, labels) -> Node:
+    """Helper for rules: node read with the given output labels (a relabelling)."""
+    return product([(node, tuple(labels))], tuple(labels))
+
+
+# ---- matrix-level helpers (shapes in the orientation-free core) ----
+
+
+def transpose(node: Node) -> Node:
+    if node.rank < 2:
+        return node
+    if node.rank != 2:
+        raise ShapeError(f"transpose of a tensor of order {node.rank}")
+    return einsum("ij->ji", node)
+
+
+def hadamard(a: Node, b: Node) -> Node:
+    """Element-wise product; a scalar side broadcasts."""
+    if a.rank == 0 or b.rank == 0:
+        return product([(a, tuple(range(a.rank))), (b, tuple(range(b.rank)))],
+                       tuple(range(max(a.rank, b.rank))))
+    if a.shape != b.shape:
+        raise ShapeError(f"element-wise product of shapes {a.shape} and {b.shape}")
+    labels = tuple(range(a.rank))
+    return product([(a, labels), (b, labels)], labels)
+
+
+def power(base: Node, exponent: Node) -> Node:
+    if isinstance(exponent, Num):
+        e = exponent.value
+        if e == 1:
+            return base
+        if e == 0:
+            return ones(base.shape)
+        if isinstance(base, Num):
+            folded = _fold_power(base.value, e)
+            if folded is not None:
+                return Num(folded)
+        if isinstance(base, Pow) and isinstance(base.exponent, Num) and \
+                isinstance(e, Fraction) and e.denominator == 1:
+            return power(base.base, Num(base.exponent.value * e))
+        if is_zero(base) and e > 0:
+            return zeros(base.shape)
+    return Pow(base, exponent)
+
+
+def _fold_power(b, e):
+    if isinstance(b, Fraction) and isinstance(e, Fraction) and e.denominator == 1:
+        if b == 0 and e < 0:
+            return None
+        if abs(e.numerator) <= 64:
+            return b ** e.numerator
+    return None
+
+
+def maximum(a: Node, b: Node) -> Node:
+    if a == b:
+        return a
+    return Max(a, b)
+
+
+def minimum(a: Node, b: Node) -> Node:
+    if a == b:
+        return a
+    return Min(a, b)
+
+
+def apply(fn: str, arg: Node) -> Node:
+    return Apply(fn, arg)
+
+
+def inv(x: Node) -> Node:
+    if isinstance(x, Inv):
+        return x.arg
+    if isinstance(x, Delta):
+        return x
+    return Inv(x)
+
+
+def det(x: Node) -> Node:
+    return Det(x)
+
+
+def logdet(x: Node) -> Node:
+    return LogDet(x)
+
+
+def softmax(v: Node) -> Node:
+    return Softmax(v)
+
+
+def logsumexp(v: Node) -> Node:
+    return LogSumExp(v)
+
+
+def norm1(x: Node) -> Node:
+    return Norm1(x)
+
+
+def norm2(x: Node) -> Node:
+    return Norm2(x)
+
+
+def sum_all(x: Node) -> Node:
+    return product([(x, tuple(range(x.rank)))], ())
+
+
+def trace(x: Node) -> Node:
+    _check_arg("tr", "square", x)
+    return einsum("ii->", x)
+
+
+def diag_matrix(v: Node) -> Node:
+    """The diagonal matrix with v on its diagonal."""
+    if v.rank != 1:
+        raise ShapeError(f"diag of shape {v.shape}")
+    return product([(v, ("i",)), (Delta(v.shape[0]), ("i", "j"))], ("i", "j"))
+
+
+def diag_vector(x: Node) -> Node:
+    """The diagonal of a square matrix."""
+    _check_arg("diag", "square", x)
+    return einsum("ii->i", x)
+
+
+def divide(a: Node, s: Node) -> Node:
+    """``a / s`` for a scalar s."""
+    if s.rank != 0:
+        raise ShapeError(f"division by a non-scalar of shape {s.shape}")
+    return hadamard(a, power(s, Num(-1)))
+
+
+def walk(node: Node):
+    """Every distinct node under ``node`` once, children before parents."""
+    seen = set()
+    order = []
+    stack = [(node, False)]
+    while stack:
+        n, done = stack.pop()
+        if done:
+            order.append(n)
+            continue
+        if n in seen:
+            continue
+        seen.add(n)
+        stack.append((n, True))
+        for child in reversed(n.children()):
+            if child not in seen:
+                stack.append((child, False))
+    return order
+
+
+def debug_str(node: Node) -> str:
+    """A plain s-expression of the node tree, for debugging and error messages."""
+    if isinstance(node, Var):
+        return node.name
+    if isinstance(node, Num):
+        return str(node.value)
+    if isinstance(node, (Zero, Ones)):
+        return f"{type(node).__name__.lower()}{node.shape}"
+    if isinstance(node, Delta):
+        return f"δ({node.dim})"
+    if isinstance(node, Sum):
+        return "(" + " + ".join(debug_str(t) for t in node.terms) + ")"
+    if isinstance(node, Product):
+        parts = [] if node.coef == 1 else [str(node.coef)]
+        for f, idx in node.factors:
+            parts.append(f"{debug_str(f)}[{','.join(map(str, idx))}]")
+        return "(" + " ".join(parts) + f" -> {','.join(map(str, range(node.rank)))})"
+    if isinstance(node, Apply):
+        return f"{node.fn}({debug_str(node.arg)})"
+    if isinstance(node, _Binary):
+        return f"{type(node).__name__.lower()}({debug_str(node.left)}, {debug_str(node.right)})"
+    if isinstance(node, _Unary):
+        return f"{type(node).__name__.lower()}({debug_str(node.arg)})"
+    raise TypeError(f"debug_str: unknown node type {type(node).__name__}")
