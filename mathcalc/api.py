@@ -1,0 +1,78 @@
+"""The Python API of SPEC section 3: every entry point takes an Expr or text."""
+
+from __future__ import annotations
+
+from . import expr as E
+from .errors import DiffError, ShapeError
+from .expression import Expr, as_expr, normalise_shape
+
+
+def parse(text: str, **shapes) -> Expr:
+    """Parse text into an Expr; shapes are keywords: ``x=("n",)``, ``A=("m", "n")``."""
+    if not isinstance(text, str):
+        from .errors import MathcalcError
+
+        raise MathcalcError(f"parse expects a string, got {type(text).__name__}")
+    return as_expr(text, shapes)
+
+
+def _wrt_shape(f: Expr, wrt: str) -> tuple:
+    if not isinstance(wrt, str):
+        raise DiffError(f"differentiate with respect to a variable name, not {wrt!r}")
+    env = f.variables
+    if wrt not in env:
+        raise DiffError(f"cannot differentiate with respect to {wrt!r}: it is neither in the "
+                        f"expression nor declared (variables: {', '.join(env) or 'none'})")
+    return env[wrt]
+
+
+def diff(f, wrt: str, order: int = 1, **shapes) -> Expr:
+    """The derivative of f with respect to the variable ``wrt``: shape f.shape + wrt's shape."""
+    from .diff import diff_node
+
+    f = as_expr(f, shapes)
+    shape = _wrt_shape(f, wrt)
+    if not isinstance(order, int) or isinstance(order, bool) or order < 1:
+        raise DiffError(f"the order of a derivative must be a positive integer, not {order!r}")
+    node = f.node
+    for _ in range(order):
+        node = diff_node(node, wrt, shape)
+    return Expr(node, f.variables)
+
+
+def jacobian(f, wrt: str, **shapes) -> Expr:
+    """Same as diff, for any f: shape f.shape + wrt's shape."""
+    return diff(f, wrt, **shapes)
+
+
+def grad(f, wrt: str, **shapes) -> Expr:
+    """The gradient of a scalar f: shape of ``wrt``."""
+    f = as_expr(f, shapes)
+    if f.shape != ():
+        raise ShapeError(f"grad needs a scalar expression; this one has shape {f.shape} "
+                         "(use jacobian for vector- or matrix-valued expressions)")
+    return diff(f, wrt)
+
+
+def hessian(f, wrt: str, **shapes) -> Expr:
+    """diff(diff(f, wrt), wrt) for a scalar f: shape wrt.shape + wrt.shape."""
+    f = as_expr(f, shapes)
+    if f.shape != ():
+        raise ShapeError(f"hessian needs a scalar expression; this one has shape {f.shape}")
+    return diff(f, wrt, order=2)
+
+
+def latex(f, bold: bool = False, **shapes) -> str:
+    """LaTeX for the expression (bold vectors and matrices with bold=True)."""
+    from .printing.latex import to_latex
+
+    return to_latex(as_expr(f, shapes).node, bold=bold)
+
+
+def latex_derivation(f, wrt: str, bold: bool = False, **shapes) -> str:
+    """The whole statement ``\\frac{\\partial}{\\partial W} f = df`` as one display."""
+    from .printing.latex import derivation_latex
+
+    f = as_expr(f, shapes)
+    g = diff(f, wrt)
+    return derivation_latex(f.node, wrt, g.node, f.variables[wrt], bold=bold)
