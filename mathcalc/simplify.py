@@ -1,0 +1,164 @@
+"""Rewrites that make a result read as a careful person writes it.
+
+The constructors in expr.py already fold numbers, zeros, ones and
+identities, contract deltas and collect equal terms. What is left here are
+the choices a constructor cannot make locally; each is a named,
+one-directional rule applied bottom-up over the DAG to a fixed point:
+
+- ``factor_common``: Σ of products sharing a factor becomes one product of
+  the factor with a sum: ``A*x + A'*x → (A + A')*x``.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from . import expr as E
+
+
+def simplify(node: E.Node) -> E.Node:
+    """Apply the rewrite rules bottom-up, each distinct node once."""
+    memo: dict = {}
+    for n in E.walk(node):
+        memo[n] = _rewrite(_rebuild(n, memo))
+    return memo[node]
+
+
+def _rebuild(n: E.Node, memo: dict) -> E.Node:
+    """n with its children replaced by their simplified forms."""
+    kids = n.children()
+    if not kids or all(memo.get(k, k) is k for k in kids):
+        return n
+    new = [memo.get(k, k) for k in kids]
+    if isinstance(n, E.Sum):
+        return E.add(*new)
+    if isinstance(n, E.Product):
+        return E.product([(c, idx) for c, (_, idx) in zip(new, n.factors)],
+                         tuple(range(n.rank)), coef=n.coef)
+    if isinstance(n, E.Apply):
+        return E.apply(n.fn, new[0])
+    if isinstance(n, E.Pow):
+        return E.power(*new)
+    if isinstance(n, E.Max):
+        return E.maximum(*new)
+    if isinstance(n, E.Min):
+        return E.minimum(*new)
+    if isinstance(n, E.Inv):
+        return E.inv(new[0])
+    return type(n)(new[0])
+
+
+def _rewrite(n: E.Node) -> E.Node:
+    for rule in RULES:
+        m = rule(n)
+        if m is not None and m != n:
+            return _rewrite(m)
+    return n
+
+
+# ---------------------------------------------------------------------------
+# factor_common
+
+
+def _as_terms(node: E.Node):
+    """A product's (coef, factors, dims, rank); other nodes as a one-factor product."""
+    if isinstance(node, E.Product):
+        return node.coef, [(f, tuple(i)) for f, i in node.factors], list(node.dims), node.rank
+    r = node.rank
+    return Fraction(1), [(node, tuple(range(r)))], list(node.shape), r
+
+
+def _match(labels_a, labels_b, rank):
+    """The renaming of b's summed indices onto a's that maps labels_b to labels_a, or None."""
+    mapping = {}
+    for la, lb in zip(labels_a, labels_b):
+        if (la < rank) != (lb < rank):
+            return None
+        if la < rank:
+            if la != lb:
+                return None
+            continue
+        if mapping.setdefault(lb, la) != la:
+            return None
+    if len(set(mapping.values())) != len(mapping):
+        return None
+    return mapping
+
+
+def _remainder(coef, factors, dims, rank, skip, keep_labels, rename):
+    """The product without factor ``skip``, with output axes: rank's outputs + keep_labels."""
+    out = tuple(range(rank)) + tuple(keep_labels)
+    rest = [(f, tuple(rename.get(i, i) for i in idx)) for k, (f, idx) in enumerate(factors) if k != skip]
+    label_dims = {}
+    for f, idx in rest:
+        for i, dim in zip(idx, f.shape):
+            label_dims[i] = dim
+    # An output axis no remaining factor carries is a broadcast: a ones factor.
+    for i in out:
+        if i not in label_dims:
+            rest.append((E.Ones((dims[i],)), (i,)))
+    return E.product(rest, out, coef=coef)
+
+
+def _fresh_rename(factors, rank, taken, start):
+    """Rename b's summed indices that clash with a's, so the two can be merged."""
+    rename = {}
+    nxt = start
+    for _, idx in factors:
+        for i in idx:
+            if i >= rank and i not in rename:
+                rename[i] = nxt
+                nxt += 1
+    return rename
+
+
+def factor_common(node: E.Node):
+    """Σ c₁·F·R₁ + c₂·F·R₂ → F·(c₁R₁ + c₂R₂) for a factor F shared by two terms."""
+    if not isinstance(node, E.Sum):
+        return None
+    terms = list(node.terms)
+    for i in range(len(terms)):
+        for j in range(i + 1, len(terms)):
+            merged = _factor_pair(terms[i], terms[j])
+            if merged is not None:
+                rest = [t for k, t in enumerate(terms) if k not in (i, j)]
+                return E.add(merged, *rest)
+    return None
+
+
+def _factor_pair(a: E.Node, b: E.Node):
+    ca, fa, da, rank = _as_terms(a)
+    cb, fb, db, _ = _as_terms(b)
+    if len(fa) + len(fb) <= 2:
+        return None  # nothing to gain: x + y stays as it is
+    # Give b's summed indices numbers disjoint from a's.
+    shift = _fresh_rename(fb, rank, set(range(len(da))), len(da))
+    fb = [(f, tuple(shift.get(i, i) for i in idx)) for f, idx in fb]
+    db_full = dict(enumerate(da))
+    for old, new in shift.items():
+        db_full[new] = db[old]
+    for ka, (f1, la) in enumerate(fa):
+        if f1.rank == 0 and isinstance(f1, E.Num):
+            continue
+        for kb, (f2, lb) in enumerate(fb):
+            if f1 != f2:
+                continue
+            rename = _match(la, lb, rank)
+            if rename is None:
+                continue
+            keep = tuple(dict.fromkeys(i for i in la if i >= rank))
+            if len(fa) == 1 and len(fb) == 1:
+                continue
+            dims = dict(enumerate(da))
+            dims.update({rename.get(k, k): v for k, v in db_full.items()})
+            ra = _remainder(ca, fa, dims, rank, ka, keep, {})
+            rb = _remainder(cb, fb, dims, rank, kb, keep, rename)
+            if ra.shape != rb.shape:
+                continue
+            inner = E.add(ra, rb)
+            out = tuple(range(rank))
+            return E.product([(inner, out + keep), (f1, la)], out)
+    return None
+
+
+RULES = [factor_common]
