@@ -555,6 +555,8 @@ def _contract_deltas(items, ones_labels, out, dims, coef):
             for item in items:
                 item[1] = tuple(keep if lab == gone else lab for lab in item[1])
             ones_labels[:] = [keep if lab == gone else lab for lab in ones_labels]
+            if not any(keep in item[1] for item in items):
+                ones_labels.append(keep)  # Σ_j δ(i,j) = 1 for every i
             changed = True
             break
     return items, ones_labels, coef
