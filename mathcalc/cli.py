@@ -1,0 +1,351 @@
+"""The command line (SPEC section 5): ``mathcalc diff | check | shapes``.
+
+Exit status: 0 success, 1 a check that failed (``diff --check``, ``check``),
+2 bad input (any ``MathcalcError``, shown as its one-line message with the
+caret, never a traceback; click's usage errors also exit 2), 3 an internal
+error (a bug in mathcalc: set ``MATHCALC_DEBUG=1`` to see its traceback).
+
+A bare ``mathcalc EXPR [--shape ...]`` is ``mathcalc shapes EXPR [--shape ...]``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import click
+
+import mathcalc as mc
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
+
+# No short options anywhere: an expression such as "-x'*A*x" must reach the
+# EXPR argument instead of being read as a cluster of short flags.
+CONTEXT = {"help_option_names": ["--help"], "ignore_unknown_options": True,
+           "max_content_width": 100}
+
+
+# --------------------------------------------------------------------------
+# shapes on the command line
+
+
+def parse_shape_spec(spec: str) -> tuple[str, tuple]:
+    """``x=n`` → ("x", ("n",)); ``A=m,n`` → ("A", ("m", "n")); ``a=`` or ``a=()`` → ("a", ()).
+
+    Dimensions are names or positive ints (``x=3``); parentheses are optional.
+    Raises ``click.BadParameter`` on anything else.
+    """
+    name, sep, dims = spec.partition("=")
+    name, dims = name.strip(), dims.strip()
+    if not sep or not name:
+        raise click.BadParameter(f"{spec!r}: write NAME=DIMS, e.g. x=n, A=m,n, a= (scalar)")
+    if dims.startswith("(") and dims.endswith(")"):
+        dims = dims[1:-1].strip()
+    parts = [p.strip() for p in dims.split(",")] if dims else []
+    if parts and parts[-1] == "":  # "n," as in a Python tuple
+        parts.pop()
+    shape = []
+    for p in parts:
+        if p.isdigit():
+            shape.append(int(p))
+        elif p.isidentifier():
+            shape.append(p)
+        else:
+            raise click.BadParameter(f"{spec!r}: dimension {p!r} is neither a name nor a positive int")
+    if len(shape) > 2:
+        raise click.BadParameter(f"{spec!r}: variables are scalars, vectors or matrices (at most 2 dims)")
+    return name, tuple(shape)
+
+
+def _shapes(specs) -> dict:
+    out = {}
+    for spec in specs:
+        name, shape = parse_shape_spec(spec)
+        if name in out and out[name] != shape:
+            raise click.BadParameter(f"{name!r} is given two shapes: {format_shape(out[name])} "
+                                     f"and {format_shape(shape)}", param_hint="'--shape'")
+        out[name] = shape
+    return out
+
+
+def format_shape(shape) -> str:
+    """``()``, ``(n,)``, ``(m, n)``, ``(3,)``: a Python tuple without the quotes."""
+    dims = [str(d) for d in shape]
+    if len(dims) == 1:
+        return f"({dims[0]},)"
+    return "(" + ", ".join(dims) + ")"
+
+
+def _text(expr: str, what: str = "EXPR") -> str:
+    """The expression text; ``-`` reads it from standard input."""
+    if expr == "-":
+        text = sys.stdin.read()
+        if text.endswith("\n"):
+            text = text.rstrip("\n")
+        return text
+    return expr
+
+
+# --------------------------------------------------------------------------
+# error handling: one place
+
+
+class Failed(Exception):
+    """A check that did not pass: exit status 1 (the report is already printed)."""
+
+
+def _run(fn):
+    """Run a command body, turning errors into messages and exit statuses."""
+    try:
+        fn()
+    except Failed:
+        sys.exit(EXIT_FAILED)
+    except mc.MathcalcError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except click.ClickException:
+        raise
+    except RecursionError:
+        click.echo("error: the expression is nested too deeply", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except Exception as err:  # a bug in mathcalc, not bad input
+        if os.environ.get("MATHCALC_DEBUG"):
+            traceback.print_exc()
+        else:
+            click.echo(f"internal error (a bug in mathcalc, please report it): "
+                       f"{type(err).__name__}: {err}\n"
+                       "rerun with MATHCALC_DEBUG=1 to see the traceback", err=True)
+        sys.exit(EXIT_INTERNAL)
+
+
+# --------------------------------------------------------------------------
+# the group: a bare expression means `shapes`
+
+
+class _Main(click.Group):
+    """A group whose first argument, when it is not a command, is an expression for ``shapes``."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "--version"):
+            args = ["shapes", *args]
+        return super().parse_args(ctx, args)
+
+
+shape_option = click.option(
+    "--shape", "shape_specs", multiple=True, metavar="NAME=DIMS",
+    help="Declare a shape: x=n (vector), A=m,n (matrix), a= (scalar); "
+         "ints allowed (x=3). Repeat for several variables.")
+
+
+@click.group(cls=_Main, context_settings=CONTEXT)
+@click.version_option(mc.__version__, "--version", prog_name="mathcalc")
+def main():
+    """Symbolic matrix calculus: derivatives of matrix expressions as formulas.
+
+    \b
+      mathcalc diff "x'*A*x" --wrt x                # (A + A')*x
+      mathcalc diff "sum(max(0, W*x + b))" --wrt W --latex
+      mathcalc check "x'*A*x" --wrt x --claimed "(A + A')*x"
+      mathcalc shapes "x'*A*x"                      # x: (n,)  A: (n, n)
+      mathcalc "x'*A*x"                             # the same as shapes
+      echo "x'*x" | mathcalc diff - --wrt x         # EXPR '-' reads stdin
+
+    Exit status: 0 ok, 1 a check failed, 2 bad input (the error with a caret
+    under the offending character), 3 an internal error.
+    """
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("expr")
+@click.option("--wrt", required=True, metavar="X", help="The variable to differentiate with respect to.")
+@shape_option
+@click.option("--order", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Order of the derivative (2: the Hessian of a scalar).")
+@click.option("--latex", "as_latex", is_flag=True, help="Print the derivative as LaTeX.")
+@click.option("--numpy", "as_numpy", is_flag=True,
+              help="Print a standalone numpy function that evaluates the derivative.")
+@click.option("--name", default=None, metavar="NAME",
+              help="Name of the function printed by --numpy (default: df_dX).")
+@click.option("--check", "run_check", is_flag=True,
+              help="Check the derivative against finite differences; exit 1 if it fails.")
+def diff(expr, wrt, shape_specs, order, as_latex, as_numpy, name, run_check):
+    """Differentiate EXPR with respect to X.
+
+    Prints the derivative in matrix notation and its shape, which is
+    EXPR's shape followed by X's (the layout of jax.jacobian). With --latex
+    and/or --numpy it prints those instead; --check adds a finite-difference
+    check of the result.
+
+    \b
+    Examples:
+      mathcalc diff "x'*A*x" --wrt x
+      mathcalc diff "x'*A*x" --wrt x --shape x=n --shape A=n,n --order 2
+      mathcalc diff "sum(max(0, W*x + b))" --wrt W --latex
+      mathcalc diff "logdet(X)" --wrt X --numpy --name grad_logdet
+      mathcalc diff "norm2(A*x - y)^2" --wrt x --check
+    """
+    shapes = _shapes(shape_specs)
+
+    def body():
+        f = mc.parse(_text(expr), **shapes)
+        g = mc.diff(f, wrt, order=order)
+        if not (as_latex or as_numpy):
+            click.echo(str(g))
+            click.echo(f"shape: {format_shape(g.shape)}")
+        if as_latex:
+            click.echo(mc.latex(g))
+        if as_numpy:
+            fname = name or (f"df_d{wrt}" if order == 1 else f"d{order}f_d{wrt}{order}")
+            click.echo(mc.codegen(g, name=fname).rstrip("\n"))
+        if run_check:
+            result = mc.check(f, wrt, order=order)
+            _report_check(result)
+
+    _run(body)
+
+
+def _report_check(result) -> None:
+    err = getattr(result, "max_rel_error", float("nan"))
+    if result.ok:
+        click.echo(f"check: ok (max relative error {err:.2e} against finite differences)")
+        return
+    click.echo(f"check: FAILED (max relative error {err:.2e} against finite differences)")
+    for attr in ("errors", "message", "details"):
+        extra = getattr(result, attr, None)
+        if extra:
+            if isinstance(extra, (list, tuple)):
+                for line in extra:
+                    click.echo(f"  {line}")
+            else:
+                click.echo(f"  {extra}")
+            break
+    raise Failed
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("expr")
+@click.option("--wrt", required=True, metavar="X", help="The variable to differentiate with respect to.")
+@click.option("--claimed", required=True, metavar="EXPR",
+              help="Your derivative of EXPR with respect to X ('-' reads it from stdin).")
+@shape_option
+def check(expr, wrt, claimed, shape_specs):
+    """Verify a hand derivation: is CLAIMED the derivative of EXPR with respect to X?
+
+    Prints "correct" and exits 0 when it is; otherwise prints both sides and
+    the largest difference at a random point, and exits 1. The derivative's
+    layout is EXPR's shape followed by X's (a scalar's gradient has X's shape).
+
+    \b
+    Examples:
+      mathcalc check "x'*A*x" --wrt x --claimed "(A + A')*x"
+      mathcalc check "log(det(X))" --wrt X --claimed "inv(X)'"
+      mathcalc check "sum(max(0, W*x + b))" --wrt b --claimed "step(W*x + b)"
+    """
+    shapes = _shapes(shape_specs)
+
+    def body():
+        if expr == "-" and claimed == "-":
+            raise click.BadParameter("only one of EXPR and --claimed can be read from stdin")
+        f = mc.parse(_text(expr), **shapes)
+        g = mc.diff(f, wrt)
+        c = mc.parse(_text(claimed), **f.variables)
+        if mc.equivalent(g, c):
+            click.echo("correct")
+            return
+        click.echo("incorrect")
+        click.echo(f"  derivative: {g}    shape {format_shape(g.shape)}")
+        click.echo(f"  claimed:    {c}    shape {format_shape(c.shape)}")
+        if tuple(g.shape) != tuple(c.shape):
+            click.echo(f"  the shapes differ: the derivative of a {format_shape(f.shape)} "
+                       f"expression with respect to {wrt} {format_shape(f.variables[wrt])} "
+                       f"has shape {format_shape(g.shape)}")
+        else:
+            diff_report = _largest_difference(g, c)
+            if diff_report:
+                click.echo(f"  {diff_report}")
+        raise Failed
+
+    _run(body)
+
+
+def _largest_difference(g, c) -> str | None:
+    """"largest difference ... at a random point", or None when it cannot be evaluated."""
+    import numpy as np
+
+    env = dict(g.variables)
+    env.update({k: v for k, v in c.variables.items() if k not in env})
+    values = _random_point(env, np.random.default_rng(0))
+    try:
+        with np.errstate(all="ignore"):
+            a = np.asarray(mc.lambdify(g)(**{k: values[k] for k in g.variables}), dtype=float)
+            b = np.asarray(mc.lambdify(c)(**{k: values[k] for k in c.variables}), dtype=float)
+        d = np.abs(a - b)
+    except Exception:  # the verdict stands; the number is only a hint
+        return None
+    if d.size == 0:
+        return None
+    if d.ndim == 0:
+        return f"largest difference {float(d):.4g} at a random point ({float(a):.6g} vs {float(b):.6g})"
+    i = np.unravel_index(int(np.nanargmax(d)) if np.isfinite(d).any() else 0, d.shape)
+    where = "[" + ", ".join(str(k) for k in i) + "]"
+    return (f"largest difference {float(d[i]):.4g} at entry {where} of a random point "
+            f"({float(a[i]):.6g} vs {float(b[i]):.6g})")
+
+
+def _random_point(env: dict, rng) -> dict:
+    """Values for every variable: distinct sizes per dimension name, positive entries,
+    square matrices symmetric positive definite (inside the domain of log, sqrt, inv, logdet)."""
+    import numpy as np
+
+    sizes: dict = {}
+
+    def size(d):
+        if isinstance(d, int):
+            return d
+        if d not in sizes:
+            sizes[d] = 3 + len(sizes)
+        return sizes[d]
+
+    values = {}
+    for name, shape in env.items():
+        dims = tuple(size(d) for d in shape)
+        if len(dims) == 2 and shape[0] == shape[1]:
+            m = rng.uniform(-1, 1, dims)
+            values[name] = m @ m.T + dims[0] * np.eye(dims[0])
+        else:
+            values[name] = rng.uniform(0.5, 1.5, dims) if dims else float(rng.uniform(0.5, 1.5))
+    return values
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("expr")
+@shape_option
+def shapes(expr, shape_specs):
+    """Show the shape of every variable of EXPR, inferred or declared, and of EXPR itself.
+
+    One line per variable (x: (n,)), then the expression's shape. A bare
+    `mathcalc EXPR` does the same (name the command explicitly when EXPR is
+    itself one of the command names).
+
+    \b
+    Examples:
+      mathcalc shapes "x'*A*x"                      # A: (n, n), x: (n,), (expression): ()
+      mathcalc shapes "W*x + b" --shape W=3,4
+      mathcalc "sum(max(0, W*x + b))"
+    """
+    declared = _shapes(shape_specs)
+
+    def body():
+        f = mc.parse(_text(expr), **declared)
+        for name, shape in f.variables.items():
+            click.echo(f"{name}: {format_shape(shape)}")
+        click.echo(f"(expression): {format_shape(f.shape)}")
+
+    _run(body)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
