@@ -67,7 +67,11 @@ class Node:
         self.shape = tuple(shape)
         self._digest = _digest(type(self).__name__, self.shape, *parts)
         self._hash = int.from_bytes(self._digest[:8], "little")
-        self._free = None
+        # Computed eagerly from the children (built first), so deep trees never recurse.
+        free = frozenset()
+        for child in self.children():
+            free = free | child._free if child._free else free
+        self._free = free
 
     @property
     def rank(self) -> int:
@@ -79,11 +83,6 @@ class Node:
     @property
     def free_vars(self) -> frozenset:
         """Names of the variables this node depends on."""
-        if self._free is None:
-            names = set()
-            for child in self.children():
-                names |= child.free_vars
-            self._free = frozenset(names)
         return self._free
 
     def __hash__(self) -> int:
