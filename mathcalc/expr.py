@@ -580,12 +580,19 @@ def _drop_ones(items, ones_labels, out, dims, coef):
 def _merge_powers(items, out):
     """u * u^k -> u^(k+1) for factors with the same base on the same output axes."""
     out_set = set(out)
+    places: dict = {}  # label -> how many factors carry it
+    for _, labels in items:
+        for lab in set(labels):
+            places[lab] = places.get(lab, 0) + 1
     groups: dict = {}
     order = []
     rest = []
     for node, labels in items:
         labels = tuple(labels)
-        if not set(labels) <= out_set or len(set(labels)) != len(labels):
+        # x(i)·x(i) summed alone is an inner product x'*x and stays one; with
+        # the index also elsewhere (an output, a third factor) it is x.^2.
+        hadamard_context = all(lab in out_set or places[lab] >= 3 for lab in labels)
+        if not hadamard_context or len(set(labels)) != len(labels):
             rest.append([node, labels])
             continue
         base, e = _base_exp(node)

@@ -85,19 +85,14 @@ def _match(labels_a, labels_b, rank):
     return mapping
 
 
-def _remainder(coef, factors, dims, rank, skip, keep_labels, rename):
-    """The product without factor ``skip``, with output axes: rank's outputs + keep_labels."""
-    out = tuple(range(rank)) + tuple(keep_labels)
+def _remainder(coef, factors, rank, skip, keep_labels, rename):
+    """The product without factor ``skip``, over the output and ``keep_labels`` it still carries."""
     rest = [(f, tuple(rename.get(i, i) for i in idx)) for k, (f, idx) in enumerate(factors) if k != skip]
-    label_dims = {}
-    for f, idx in rest:
-        for i, dim in zip(idx, f.shape):
-            label_dims[i] = dim
-    # An output axis no remaining factor carries is a broadcast: a ones factor.
-    for i in out:
-        if i not in label_dims:
-            rest.append((E.Ones((dims[i],)), (i,)))
-    return E.product(rest, out, coef=coef)
+    carried = {i for _, idx in rest for i in idx}
+    out = tuple(i for i in tuple(range(rank)) + tuple(keep_labels) if i in carried)
+    if not rest:
+        return out, E.num(coef)
+    return out, E.product(rest, out, coef=coef)
 
 
 def _fresh_rename(factors, rank, taken, start):
@@ -134,9 +129,6 @@ def _factor_pair(a: E.Node, b: E.Node):
     # Give b's summed indices numbers disjoint from a's.
     shift = _fresh_rename(fb, rank, set(range(len(da))), len(da))
     fb = [(f, tuple(shift.get(i, i) for i in idx)) for f, idx in fb]
-    db_full = dict(enumerate(da))
-    for old, new in shift.items():
-        db_full[new] = db[old]
     for ka, (f1, la) in enumerate(fa):
         if f1.rank == 0 and isinstance(f1, E.Num):
             continue
@@ -149,15 +141,15 @@ def _factor_pair(a: E.Node, b: E.Node):
             keep = tuple(dict.fromkeys(i for i in la if i >= rank))
             if len(fa) == 1 and len(fb) == 1:
                 continue
-            dims = dict(enumerate(da))
-            dims.update({rename.get(k, k): v for k, v in db_full.items()})
-            ra = _remainder(ca, fa, dims, rank, ka, keep, {})
-            rb = _remainder(cb, fb, dims, rank, kb, keep, rename)
-            if ra.shape != rb.shape:
-                continue
-            inner = E.add(ra, rb)
+            labels_a, ra = _remainder(ca, fa, rank, ka, keep, {})
+            labels_b, rb = _remainder(cb, fb, rank, kb, keep, rename)
+            if labels_a != labels_b:
+                continue  # one side would need a broadcast: no simpler
             out = tuple(range(rank))
-            return E.product([(inner, out + keep), (f1, la)], out)
+            carried = set(labels_a) | set(la)
+            if not set(out) <= carried:
+                continue
+            return E.product([(_rewrite(E.add(ra, rb)), labels_a), (f1, la)], out)
     return None
 
 
