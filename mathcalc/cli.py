@@ -66,7 +66,7 @@ def _shapes(specs) -> dict:
         name, shape = parse_shape_spec(spec)
         if name in out and out[name] != shape:
             raise click.BadParameter(f"{name!r} is given two shapes: {format_shape(out[name])} "
-                                     f"and {format_shape(shape)}", param_hint="'--shape'")
+                                     f"and {format_shape(shape)}")
         out[name] = shape
     return out
 
@@ -135,7 +135,8 @@ class _Main(click.Group):
 
 
 shape_option = click.option(
-    "--shape", "shape_specs", multiple=True, metavar="NAME=DIMS",
+    "--shape", "declared", multiple=True, metavar="NAME=DIMS",
+    callback=lambda ctx, param, value: _shapes(value),
     help="Declare a shape: x=n (vector), A=m,n (matrix), a= (scalar); "
          "ints allowed (x=3). Repeat for several variables.")
 
@@ -171,7 +172,7 @@ def main():
               help="Name of the function printed by --numpy (default: df_dX).")
 @click.option("--check", "run_check", is_flag=True,
               help="Check the derivative against finite differences; exit 1 if it fails.")
-def diff(expr, wrt, shape_specs, order, as_latex, as_numpy, name, run_check):
+def diff(expr, wrt, declared, order, as_latex, as_numpy, name, run_check):
     """Differentiate EXPR with respect to X.
 
     Prints the derivative in matrix notation and its shape, which is
@@ -187,10 +188,9 @@ def diff(expr, wrt, shape_specs, order, as_latex, as_numpy, name, run_check):
       mathcalc diff "logdet(X)" --wrt X --numpy --name grad_logdet
       mathcalc diff "norm2(A*x - y)^2" --wrt x --check
     """
-    shapes = _shapes(shape_specs)
 
     def body():
-        f = mc.parse(_text(expr), **shapes)
+        f = mc.parse(_text(expr), **declared)
         g = mc.diff(f, wrt, order=order)
         if not (as_latex or as_numpy):
             click.echo(str(g))
@@ -231,7 +231,7 @@ def _report_check(result) -> None:
 @click.option("--claimed", required=True, metavar="EXPR",
               help="Your derivative of EXPR with respect to X ('-' reads it from stdin).")
 @shape_option
-def check(expr, wrt, claimed, shape_specs):
+def check(expr, wrt, claimed, declared):
     """Verify a hand derivation: is CLAIMED the derivative of EXPR with respect to X?
 
     Prints "correct" and exits 0 when it is; otherwise prints both sides and
@@ -244,24 +244,25 @@ def check(expr, wrt, claimed, shape_specs):
       mathcalc check "log(det(X))" --wrt X --claimed "inv(X)'"
       mathcalc check "sum(max(0, W*x + b))" --wrt b --claimed "step(W*x + b)"
     """
-    shapes = _shapes(shape_specs)
 
     def body():
         if expr == "-" and claimed == "-":
             raise click.BadParameter("only one of EXPR and --claimed can be read from stdin")
-        f = mc.parse(_text(expr), **shapes)
+        f = mc.parse(_text(expr), **declared)
         g = mc.diff(f, wrt)
-        c = mc.parse(_text(claimed), **f.variables)
+        claimed_text = _text(claimed)
+        c = mc.parse(claimed_text, **f.variables)
         if mc.equivalent(g, c):
             click.echo("correct")
             return
         click.echo("incorrect")
-        click.echo(f"  derivative: {g}    shape {format_shape(g.shape)}")
-        click.echo(f"  claimed:    {c}    shape {format_shape(c.shape)}")
+        click.echo(f"  derivative: {g}")
+        click.echo(f"  claimed:    {' '.join(claimed_text.split())}")
+        click.echo(f"  shapes:     {format_shape(g.shape)} and {format_shape(c.shape)}")
         if tuple(g.shape) != tuple(c.shape):
             click.echo(f"  the shapes differ: the derivative of a {format_shape(f.shape)} "
                        f"expression with respect to {wrt} {format_shape(f.variables[wrt])} "
-                       f"has shape {format_shape(g.shape)}")
+                       f"has shape {format_shape(g.shape)} (its shape followed by {wrt}'s)")
         else:
             diff_report = _largest_difference(g, c)
             if diff_report:
@@ -323,7 +324,7 @@ def _random_point(env: dict, rng) -> dict:
 @main.command(context_settings=CONTEXT)
 @click.argument("expr")
 @shape_option
-def shapes(expr, shape_specs):
+def shapes(expr, declared):
     """Show the shape of every variable of EXPR, inferred or declared, and of EXPR itself.
 
     One line per variable (x: (n,)), then the expression's shape. A bare
@@ -336,7 +337,6 @@ def shapes(expr, shape_specs):
       mathcalc shapes "W*x + b" --shape W=3,4
       mathcalc "sum(max(0, W*x + b))"
     """
-    declared = _shapes(shape_specs)
 
     def body():
         f = mc.parse(_text(expr), **declared)
