@@ -1,0 +1,669 @@
+"""Recognition: core nodes (orientation-free einsums) to the matrix-notation AST.
+
+The core has no row or column vectors: a vector is shape ``("n",)`` and every
+multiplication is a ``Product`` einsum. Printing decides orientation: vectors
+are column vectors, and a product's factors are combined, move by move, into
+chains of matrix operations whose index pattern equals the einsum's:
+
+- ``ij,j->i`` is ``A*x``; ``i,i->`` is ``x'*y``; ``i,j->ij`` is ``x*y'``
+  (matrix products along an index summed in exactly two places);
+- ``ii->`` is ``tr(A)``, ``ii->i`` is ``diag(A)``;
+- ``i->`` is ``sum(x)``; ``ij->i`` is ``A*ones(n)`` (an index summed in one place);
+- ``i,i->i`` is ``x .* y`` (same index sets: Hadamard);
+- ``i,ij->ij`` is ``diag(v)*A`` (a vector index shared with a matrix).
+
+All sequences of moves are tried (a greedy pass for very long products) and
+the form with the fewest tokens, then the fewest transposes, wins; the text
+is the tie-break, so the choice is deterministic. What no sequence reaches
+prints in index notation (see ``matrix.py``).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, localcontext
+from fractions import Fraction
+from functools import lru_cache
+
+from .. import expr as E
+from . import mast as M
+from .matrix import cost, render
+
+_KIND = {0: M.SCALAR, 1: M.COLUMN, 2: M.MATRIX}
+_INDEX_NAMES = "ijklpqrstuvwabcdefgh"
+_EXHAUSTIVE_LIMIT = 6  # pieces; longer products are combined greedily
+
+
+def recognise(node: E.Node) -> M.Ast:
+    """The matrix-notation AST of ``node``; a top-level vector may come out as a row."""
+    return _Recogniser().top(node)
+
+
+# ---------------------------------------------------------------------------
+# AST helpers shared by the recogniser (they rank forms with ``cost``)
+
+
+def dim_text(d) -> str:
+    return str(d)
+
+
+def _leaf_for_rank(text: str, rank: int, role: str = "var") -> M.Leaf:
+    return M.Leaf(text, _KIND[rank], role)
+
+
+def sized(name: str, shape: tuple) -> M.Leaf:
+    """``ones(n)``, ``zeros(m, n)``, ``eye(n)`` with the dimensions of ``shape``."""
+    role = {"ones": "ones", "zeros": "zeros", "eye": "eye"}[name]
+    dims = (shape[0],) if name == "eye" else shape
+    return M.Leaf(f"{name}({', '.join(dim_text(d) for d in dims)})", _KIND[len(shape)], role)
+
+
+def number(value) -> M.Ast:
+    """A numeric constant: ``2``, ``0.5`` (terminating), ``1/3``, floats by repr; minus as Neg."""
+    if isinstance(value, float):
+        text = repr(abs(value))
+        leaf = M.Leaf(text, M.SCALAR, "number")
+        return M.Neg(leaf) if value < 0 else leaf
+    value = Fraction(value)
+    mag = abs(value)
+    if mag.denominator == 1:
+        ast = M.Leaf(str(mag.numerator), M.SCALAR, "number")
+    elif _terminates(mag.denominator):
+        ast = M.Leaf(_decimal(mag), M.SCALAR, "number")
+    else:
+        ast = M.Scaled(str(mag.numerator), (), None, (M.Leaf(str(mag.denominator), M.SCALAR, "number"),))
+    return M.Neg(ast) if value < 0 else ast
+
+
+def _terminates(q: int) -> bool:
+    for p in (2, 5):
+        while q % p == 0:
+            q //= p
+    return q == 1
+
+
+def _decimal(f: Fraction) -> str:
+    with localcontext() as ctx:
+        ctx.prec = 60
+        return format(Decimal(f.numerator) / Decimal(f.denominator), "f")
+
+
+def negate(ast: M.Ast) -> M.Ast:
+    return ast.arg if isinstance(ast, M.Neg) else M.Neg(ast)
+
+
+def matmul(*factors: M.Ast) -> M.Ast:
+    """``F1*F2*...``, flattening nested chains; a chain of one factor is that factor."""
+    flat = []
+    for f in factors:
+        flat.extend(f.factors if isinstance(f, M.MatMul) else (f,))
+    return flat[0] if len(flat) == 1 else M.MatMul(tuple(flat))
+
+
+def hadamard(*operands: M.Ast) -> M.Ast:
+    """``a .* b ./ c``: flattened, powers with negative exponents become divisors,
+    operands in a readable deterministic order (short first)."""
+    factors, divisors = [], []
+    for op in operands:
+        if _is_reciprocal(op):
+            divisors.extend(op.divisors)
+        elif isinstance(op, M.Hadamard):
+            factors.extend(op.factors)
+            divisors.extend(op.divisors)
+        else:
+            factors.append(op)
+    kind = next((op.kind for op in operands if op.kind != M.SCALAR), M.SCALAR)
+    factors.sort(key=cost)
+    divisors.sort(key=cost)
+    if not divisors and len(factors) == 1:
+        return factors[0]
+    if not factors:
+        factors = [M.Leaf("1", M.SCALAR, "number")]
+    return M.Hadamard(tuple(factors), tuple(divisors), kind)
+
+
+def _is_reciprocal(ast: M.Ast) -> bool:
+    """``1 ./ u``, as a Pow with a negative exponent prints."""
+    return isinstance(ast, M.Hadamard) and len(ast.factors) == 1 and \
+        isinstance(ast.factors[0], M.Leaf) and ast.factors[0].text == "1"
+
+
+_SYMMETRIC_ROLES = ("eye", "delta")
+
+
+@lru_cache(maxsize=4096)
+def transpose(ast: M.Ast) -> M.Ast:
+    """The transpose of ``ast``, in its cheapest spelling.
+
+    ``(A*B)'`` is also ``B'*A'``; ``(A + B)'`` is ``A' + B'``; element-wise
+    functions commute with it. On a tie the plain ``X'`` wins (``inv(X)'``).
+    """
+    if ast.kind == M.SCALAR:
+        return ast
+    if isinstance(ast, M.Transpose):
+        return ast.arg
+    if isinstance(ast, M.Leaf) and ast.role in _SYMMETRIC_ROLES:
+        return ast
+    if isinstance(ast, M.Call) and ast.name == "diag" and ast.kind == M.MATRIX:
+        return ast  # diag(v) is symmetric
+    if isinstance(ast, M.Neg):
+        return M.Neg(transpose(ast.arg))
+    candidates = [M.Transpose(ast)] + _pushed_transposes(ast)
+    return min(candidates, key=lambda a: cost(a)[:2])  # min keeps the first on a tie
+
+
+def _pushed_transposes(ast: M.Ast) -> list:
+    if isinstance(ast, M.MatMul):
+        return [matmul(*[transpose(f) for f in reversed(ast.factors)])]
+    if isinstance(ast, M.Hadamard):
+        quotients = [M.Hadamard((M.Leaf("1", M.SCALAR, "number"),), (transpose(d),), _flip(ast.kind))
+                     for d in ast.divisors]
+        return [hadamard(*[transpose(f) for f in ast.factors], *quotients)]
+    if isinstance(ast, M.Scaled):
+        return [M.Scaled(ast.number, ast.scalars, transpose(ast.body), ast.divisors)]
+    if isinstance(ast, M.Add):
+        return [M.Add(tuple((s, transpose(t)) for s, t in ast.terms), _flip(ast.kind))]
+    if isinstance(ast, M.Call) and (ast.name in ("inv", "max", "min") or _elementwise(ast.name)):
+        return [M.Call(ast.name, tuple(transpose(a) for a in ast.args), _flip(ast.kind))]
+    if isinstance(ast, M.Power) and ast.elementwise:
+        return [M.Power(transpose(ast.base), ast.exponent, True, _flip(ast.kind))]
+    if isinstance(ast, M.Leaf) and ast.role in ("ones", "zeros") and ast.kind == M.MATRIX:
+        inner = ast.text[ast.text.index("(") + 1:-1].split(", ")
+        return [M.Leaf(f"{ast.text[:ast.text.index('(')]}({inner[1]}, {inner[0]})", M.MATRIX, ast.role)]
+    return []
+
+
+def _flip(kind: str) -> str:
+    return {M.COLUMN: M.ROW, M.ROW: M.COLUMN}.get(kind, kind)
+
+
+def _elementwise(name: str) -> bool:
+    from ..functions import FUNCTIONS
+
+    return name in FUNCTIONS
+
+
+def scaled(coef, scalars=(), body=None, divisors=(), sort=True) -> M.Ast:
+    """``coef * scalars * body / divisors``, with a negative coefficient as a minus.
+
+    Scalars are put in a readable order (short first) unless ``sort`` is False.
+    """
+    divisors = list(divisors)
+    if isinstance(coef, float):
+        mag, num_text = abs(coef), repr(abs(coef))
+        negative = coef < 0
+        if mag == 1:
+            num_text = None
+    else:
+        coef = Fraction(coef)
+        negative = coef < 0
+        p, q = abs(coef.numerator), coef.denominator
+        num_text = None if p == 1 else str(p)
+        if q != 1:
+            divisors.insert(0, M.Leaf(str(q), M.SCALAR, "number"))
+    scalars = sorted(scalars, key=cost) if sort else list(scalars)
+    if num_text is None and not divisors and body is not None and not scalars:
+        ast = body
+    elif num_text is None and not divisors and body is None and len(scalars) == 1:
+        ast = scalars[0]
+    else:
+        ast = M.Scaled(num_text, tuple(scalars), body, tuple(divisors))
+    return negate(ast) if negative else ast
+
+
+# ---------------------------------------------------------------------------
+# The recogniser: one rule per core node type; unknown types raise TypeError.
+
+
+class _Recogniser:
+    def __init__(self):
+        self._cache: dict = {}
+        self._next_index = 0
+
+    # -- entry points --------------------------------------------------------
+
+    def top(self, node: E.Node) -> M.Ast:
+        """The form of a whole result: a vector possibly as a row (``x'*A``) where
+        that is shorter; index notation where any part has no matrix form."""
+        try:
+            if isinstance(node, E.Product) and node.rank <= 2:
+                _check_type(node)
+                return self._product(node, top=True)
+            return self.matrix(node)
+        except _NoMatrixForm:
+            return self.indexed_top(node)
+
+    def matrix(self, node: E.Node) -> M.Ast:
+        """The matrix form of ``node`` with vectors as columns (cached per node).
+
+        Raises _NoMatrixForm for tensors of order >= 3 and products that no
+        chain of matrix operations spells.
+        """
+        cached = self._cache.get(node)
+        if cached is None:
+            rule = _check_type(node)
+            try:
+                if node.rank > 2:
+                    raise _NoMatrixForm()
+                cached = rule(self, node)
+            except _NoMatrixForm:
+                cached = _NO_FORM
+            self._cache[node] = cached
+        if cached is _NO_FORM:
+            raise _NoMatrixForm()
+        return cached
+
+    # -- leaves --------------------------------------------------------------
+
+    def _var(self, node: E.Var) -> M.Ast:
+        return _leaf_for_rank(node.name, node.rank)
+
+    def _num(self, node: E.Num) -> M.Ast:
+        return number(node.value)
+
+    def _zero(self, node: E.Zero) -> M.Ast:
+        return number(0) if node.rank == 0 else sized("zeros", node.shape)
+
+    def _ones(self, node: E.Ones) -> M.Ast:
+        return number(1) if node.rank == 0 else sized("ones", node.shape)
+
+    def _delta(self, node: E.Delta) -> M.Ast:
+        return sized("eye", node.shape)
+
+    # -- sums ----------------------------------------------------------------
+
+    def _sum(self, node: E.Sum) -> M.Ast:
+        """Terms ordered readably: positive first, broadcast scalars last, fewer
+        transposes first, then longer first (``x'*A*x + b'*x + c``)."""
+        entries = []
+        for term in node.terms:
+            explicit = self.matrix(term)
+            short = self._broadcast_scalar(term) if term.rank else None
+            entries.append((explicit, short))
+
+        def key(entry):
+            explicit, short = entry
+            ast = short if short is not None else explicit
+            body = negate(ast) if isinstance(ast, M.Neg) else ast
+            tokens, transposes, text = cost(body)
+            return (isinstance(ast, M.Neg), short is not None, transposes, -tokens, text)
+
+        entries.sort(key=key)
+        # A broadcast scalar prints as the scalar (x + c, 1 - s) where another
+        # term fixes the shape; if none does, the first keeps its ones(n).
+        if all(short is not None for _, short in entries):
+            entries[0] = (entries[0][0], None)
+        terms = []
+        for explicit, short in entries:
+            ast = short if short is not None else explicit
+            if isinstance(ast, M.Neg):
+                terms.append(("-", ast.arg))
+            else:
+                terms.append(("+", ast))
+        return M.Add(tuple(terms), _KIND[node.rank])
+
+    def _broadcast_scalar(self, node: E.Node) -> M.Ast | None:
+        """The scalar ``c`` when ``node`` is ``c`` broadcast over its shape, else None."""
+        if isinstance(node, E.Ones):
+            return number(1)
+        if not isinstance(node, E.Product) or node.n_indices != node.rank:
+            return None
+        covered, scalars = set(), []
+        for f, idx in node.factors:
+            if f.rank == 0:
+                scalars.append(f)
+            elif isinstance(f, E.Ones) and len(idx) == 1:
+                covered.add(idx[0])
+            else:
+                return None
+        if covered != set(range(node.rank)):
+            return None
+        return self._scalar_product(node.coef, scalars)
+
+    def _scalar_product(self, coef, factors) -> M.Ast:
+        scalars, divisors = self._split_scalars(factors)
+        return scaled(coef, scalars, None, divisors)
+
+    def _split_scalars(self, factors):
+        """Scalar factors and the divisors that negative powers of scalars become."""
+        scalars, divisors = [], []
+        for f in factors:
+            if isinstance(f, E.Pow) and isinstance(f.exponent, E.Num) and f.exponent.value < 0:
+                positive = E.power(f.base, E.Num(-f.exponent.value))
+                divisors.append(self.matrix(positive))
+            else:
+                scalars.append(self.matrix(f))
+        return scalars, divisors
+
+    # -- products ------------------------------------------------------------
+
+    def _product_rule(self, node: E.Product) -> M.Ast:
+        return self._product(node, top=False)
+
+    def _product(self, node: E.Product, top: bool) -> M.Ast:
+        if node.rank > 2 or any(f.rank > 2 for f, _ in node.factors):
+            raise _NoMatrixForm()
+        scalar_nodes = [f for f, _ in node.factors if f.rank == 0]
+        pieces = [(self._piece(f), tuple(idx)) for f, idx in node.factors if f.rank > 0]
+        solved = _Solver(pieces, node.rank, node.dims).solve()
+        if solved is None:
+            raise _NoMatrixForm()
+        extra, main = solved
+        scalars, divisors = self._split_scalars(scalar_nodes)
+        column = scaled(node.coef, scalars + list(extra), main, divisors)
+        if top and main is not None and main.kind == M.COLUMN:
+            row = transpose(main)
+            if not isinstance(row, M.Transpose):  # x'*A, never (A'*x)'
+                row_form = scaled(node.coef, scalars + list(extra), row, divisors)
+                if cost(row_form)[:2] < cost(column)[:2]:
+                    return row_form
+        return column
+
+    def _piece(self, node: E.Node) -> M.Ast:
+        """A non-scalar factor of a product, as a column vector or a matrix."""
+        return self.matrix(node)
+
+    # -- element-wise and matrix functions -----------------------------------
+
+    def _apply(self, node: E.Apply) -> M.Ast:
+        return M.Call(node.fn, (self.matrix(node.arg),), _KIND[node.rank])
+
+    def _pow(self, node: E.Pow) -> M.Ast:
+        base, exponent = node.base, node.exponent
+        elementwise = node.rank > 0
+        if isinstance(exponent, E.Num) and exponent.value < 0:
+            positive = self.matrix(E.power(base, E.Num(-exponent.value)))
+            if elementwise:
+                return M.Hadamard((M.Leaf("1", M.SCALAR, "number"),), (positive,), _KIND[node.rank])
+            return M.Scaled(None, (), None, (positive,))
+        return M.Power(self.matrix(base), self.matrix(exponent), elementwise, _KIND[node.rank])
+
+    def _max(self, node: E.Max) -> M.Ast:
+        return M.Call("max", (self.matrix(node.left), self.matrix(node.right)), _KIND[node.rank])
+
+    def _min(self, node: E.Min) -> M.Ast:
+        return M.Call("min", (self.matrix(node.left), self.matrix(node.right)), _KIND[node.rank])
+
+    # -- index notation -----------------------------------------------------
+
+    def _fresh_index(self) -> str:
+        k = self._next_index
+        self._next_index += 1
+        letter = _INDEX_NAMES[k % len(_INDEX_NAMES)]
+        return letter if k < len(_INDEX_NAMES) else f"{letter}{k // len(_INDEX_NAMES)}"
+
+    def indexed_top(self, node: E.Node) -> M.Ast:
+        """Index notation for a whole result: axes named i, j, k, ... in order."""
+        saved = self._next_index
+        self._next_index = 0
+        names = tuple(self._fresh_index() for _ in range(node.rank))
+        self._next_index = max(self._next_index, saved)
+        return self.indexed(node, names)
+
+    def indexed(self, node: E.Node, names: tuple) -> M.Ast:
+        """Entry ``names`` of ``node`` in index notation (a scalar-valued AST)."""
+        if isinstance(node, E.Product):
+            local = list(names) + [self._fresh_index() for _ in range(node.rank, node.n_indices)]
+            # δ factors first (δ(i,j)*x(k)), the rest in the product's own order.
+            factors = sorted(node.factors, key=lambda fi: not isinstance(fi[0], E.Delta))
+            items = [self.indexed_factor(f, tuple(local[i] for i in idx)) for f, idx in factors]
+            return scaled(node.coef, items, None, (), sort=False)
+        if isinstance(node, E.Sum):
+            terms = []
+            for t in node.terms:
+                ast = self.indexed(t, names)
+                terms.append(("-", ast.arg) if isinstance(ast, M.Neg) else ("+", ast))
+            terms.sort(key=lambda st: st[0] == "-")
+            return M.Add(tuple(terms), M.SCALAR)
+        if isinstance(node, E.Apply):
+            return M.Call(node.fn, (self.indexed(node.arg, names),), M.SCALAR)
+        if isinstance(node, (E.Max, E.Min, E.Pow)):
+            left, right = (self._broadcast_entry(op, names) for op in node.children())
+            if isinstance(node, E.Pow):
+                return M.Power(left, right, False, M.SCALAR)
+            return M.Call(type(node).__name__.lower(), (left, right), M.SCALAR)
+        if isinstance(node, E.Zero):
+            return number(0)
+        if isinstance(node, E.Ones):
+            return number(1)
+        return self.indexed_factor(node, names)
+
+    def _broadcast_entry(self, node: E.Node, names: tuple) -> M.Ast:
+        return self.matrix(node) if node.rank == 0 else self.indexed(node, names)
+
+    def indexed_factor(self, node: E.Node, names: tuple) -> M.Ast:
+        """One factor of an index-notation product: ``x(k)``, ``δ(i,j)``, ``(W*x + b)(i)``."""
+        if node.rank == 0:
+            return self.matrix(node)
+        if isinstance(node, E.Delta):
+            return M.Indexed(M.Leaf("δ", M.SCALAR, "delta"), names)
+        if node.rank > 2:
+            return self.indexed(node, names)
+        try:
+            ast = self.matrix(node)
+        except _NoMatrixForm:
+            return self.indexed(node, names)
+        if isinstance(ast, M.Transpose) and isinstance(ast.arg, M.Leaf):
+            return M.Indexed(ast.arg, tuple(reversed(names)))
+        return M.Indexed(ast, names)
+
+
+def _unary_rule(name: str):
+    """inv, det, logdet, softmax, logsumexp, norm1, norm2: a call on the matrix form."""
+    def rule(self, node):
+        return M.Call(name, (self.matrix(node.arg),), _KIND[node.rank])
+    return rule
+
+
+class _NoMatrixForm(Exception):
+    """A part has no matrix form: the whole result prints in index notation."""
+
+
+_NO_FORM = object()
+
+
+def _check_type(node: E.Node):
+    try:
+        return _RULES[type(node)]
+    except KeyError:
+        raise TypeError(f"printing: unknown node type {type(node).__name__}") from None
+
+
+_RULES = {
+    E.Var: _Recogniser._var,
+    E.Num: _Recogniser._num,
+    E.Zero: _Recogniser._zero,
+    E.Ones: _Recogniser._ones,
+    E.Delta: _Recogniser._delta,
+    E.Sum: _Recogniser._sum,
+    E.Product: _Recogniser._product_rule,
+    E.Apply: _Recogniser._apply,
+    E.Pow: _Recogniser._pow,
+    E.Max: _Recogniser._max,
+    E.Min: _Recogniser._min,
+    E.Inv: _unary_rule("inv"),
+    E.Det: _unary_rule("det"),
+    E.LogDet: _unary_rule("logdet"),
+    E.Softmax: _unary_rule("softmax"),
+    E.LogSumExp: _unary_rule("logsumexp"),
+    E.Norm1: _unary_rule("norm1"),
+    E.Norm2: _unary_rule("norm2"),
+}
+
+
+# ---------------------------------------------------------------------------
+# The product solver: pieces (AST, labels) combined into one matrix form.
+
+
+class _Solver:
+    """Combines the non-scalar factors of one product into a matrix form.
+
+    A piece is ``(ast, labels)``: labels ``(a,)`` for a column vector over
+    index a, ``(a, b)`` for a matrix with rows a and columns b. Each move
+    replaces pieces by an equivalent piece (or a scalar); the result is
+    ``(scalars, main)`` with ``main`` over the output indices in order, or
+    None when no sequence of moves reaches one.
+    """
+
+    def __init__(self, pieces, rank: int, dims: tuple):
+        self.rank = rank
+        self.dims = dims
+        self.summed = set(range(rank, len(dims)))
+        self.memo: dict = {}
+        self.exhaustive = len(pieces) <= _EXHAUSTIVE_LIMIT
+        self.pieces = self._merge_output_ones(list(pieces))
+
+    def _merge_output_ones(self, pieces):
+        """ones(m) on axis 0 and ones(n) on axis 1 are the matrix ones(m, n)."""
+        if self.rank != 2:
+            return pieces
+        ones = {p[1][0]: p for p in pieces if _is_ones(p[0]) and p[1][0] < 2}
+        if set(ones) != {0, 1}:
+            return pieces
+        rest = [p for p in pieces if p is not ones[0] and p is not ones[1]]
+        return rest + [(sized("ones", self.dims[:2]), (0, 1))]
+
+    def solve(self):
+        return self._solve(tuple(self.pieces))
+
+    def _key(self, pieces) -> tuple:
+        return tuple(sorted((render(ast), labels) for ast, labels in pieces))
+
+    def _solve(self, pieces):
+        key = self._key(pieces)
+        if key in self.memo:
+            return self.memo[key]
+        result = self._terminal(pieces)
+        if result is None:
+            moves = self._moves(pieces)
+            if not self.exhaustive and moves:
+                moves = [min(moves, key=lambda m: (cost(m[1] if m[1] is not None else m[0][-1][0])))]
+            best, best_cost = None, None
+            for new_pieces, scalar in moves:
+                sub = self._solve(new_pieces)
+                if sub is None:
+                    continue
+                cand = (sub[0] + ((scalar,) if scalar is not None else ()), sub[1])
+                c = cost(scaled(1, cand[0], cand[1]))
+                if best_cost is None or c < best_cost:
+                    best, best_cost = cand, c
+            result = best
+        self.memo[key] = result
+        return result
+
+    def _terminal(self, pieces):
+        if self.rank == 0 and not pieces:
+            return ((), None)
+        if len(pieces) != 1:
+            return None
+        ast, labels = pieces[0]
+        if self.rank == 1 and labels == (0,):
+            return ((), ast)
+        if self.rank == 2 and labels == (0, 1):
+            return ((), ast)
+        if self.rank == 2 and labels == (1, 0):
+            return ((), transpose(ast))
+        return None
+
+    def _count(self, pieces) -> dict:
+        counts: dict = {}
+        for _, labels in pieces:
+            for lab in labels:
+                counts[lab] = counts.get(lab, 0) + 1
+        return counts
+
+    def _moves(self, pieces) -> list:
+        """Every (new pieces, new scalar or None) one move away; new pieces last."""
+        counts = self._count(pieces)
+        moves = []
+        for k, piece in enumerate(pieces):
+            rest = pieces[:k] + pieces[k + 1:]
+            for made in self._single(piece, counts):
+                moves.append(_replace(rest, made))
+        for a in range(len(pieces)):
+            for b in range(len(pieces)):
+                if a == b:
+                    continue
+                rest = tuple(p for k, p in enumerate(pieces) if k not in (a, b))
+                for made in self._pair(pieces[a], pieces[b], counts, a < b):
+                    moves.append(_replace(rest, made))
+        return moves
+
+    def _unique_summed(self, lab, counts) -> bool:
+        return lab in self.summed and counts[lab] == 1
+
+    def _single(self, piece, counts):
+        ast, labels = piece
+        if len(labels) == 2 and labels[0] == labels[1]:
+            a = labels[0]
+            if a in self.summed and counts[a] == 2:
+                yield M.Call("tr", (ast,), M.SCALAR)  # ii->
+            else:
+                yield (M.Call("diag", (ast,), M.COLUMN), (a,))  # ii->i
+            return
+        if labels and all(self._unique_summed(lab, counts) for lab in labels):
+            yield M.Call("sum", (ast,), M.SCALAR)  # i-> , ij->
+            return
+        if len(labels) == 2:
+            a, b = labels
+            if self._unique_summed(b, counts):  # ij->i: A*ones(n)
+                yield (matmul(ast, sized("ones", (self.dims[b],))), (a,))
+            elif self._unique_summed(a, counts):  # ij->j: A'*ones(m)
+                yield (matmul(transpose(ast), sized("ones", (self.dims[a],))), (b,))
+
+    def _pair(self, p, q, counts, ordered_first: bool):
+        (pa, pl), (qa, ql) = p, q
+        shared = set(pl) & set(ql)
+        for s in shared:
+            if s in self.summed and counts[s] == 2 and pl.count(s) == 1 and ql.count(s) == 1:
+                yield from self._contract(p, q, s)
+        # Hadamard: the same index set, one shape (the other order gives the same form).
+        if ordered_first and pl and set(pl) == set(ql) and len(set(pl)) == len(pl):
+            qa_oriented = qa if ql == pl else transpose(qa)
+            yield (hadamard(pa, qa_oriented), pl)
+        # diag(v)*A: a vector's index shared with a matrix (not a plain contraction).
+        if len(pl) == 1 and len(ql) == 2 and ql[0] != ql[1] and pl[0] in ql:
+            a = pl[0]
+            if not (a in self.summed and counts[a] == 2):
+                yield self._diag(pa, qa, ql, a)
+        # Outer product x*y' of two vectors over different output axes.
+        if len(pl) == 1 and len(ql) == 1 and pl != ql and pl[0] < self.rank and ql[0] < self.rank \
+                and counts[pl[0]] == 1 and counts[ql[0]] == 1:
+            yield (matmul(pa, transpose(qa)), (pl[0], ql[0]))
+
+    def _contract(self, p, q, s):
+        """A matrix product along index s, summed in exactly p and q."""
+        (pa, pl), (qa, ql) = p, q
+        if len(pl) == 1 and len(ql) == 1:  # i,i->: x'*y
+            yield matmul(transpose(pa), qa)
+            return
+        if len(pl) == 1:  # vector p, matrix q: q oriented (b, s) times p
+            b = ql[0] if ql[1] == s else ql[1]
+            q_bs = qa if ql[1] == s else transpose(qa)
+            yield (matmul(q_bs, pa), (b,))
+            return
+        if len(ql) == 1:
+            return  # the (q, p) order yields it
+        a = pl[0] if pl[1] == s else pl[1]
+        b = ql[1] if ql[0] == s else ql[0]
+        p_as = pa if pl[1] == s else transpose(pa)
+        q_sb = qa if ql[0] == s else transpose(qa)
+        yield (matmul(p_as, q_sb), (a, b))
+
+    def _diag(self, va, ma, ml, a):
+        if isinstance(ma, M.Leaf) and ma.role == "eye":
+            return (M.Call("diag", (va,), M.MATRIX), ml)  # v(i) δ(i,j)
+        d = M.Call("diag", (va,), M.MATRIX)
+        if ml[0] == a:
+            return (matmul(d, ma), ml)
+        return (matmul(ma, d), ml)
+
+
+def _is_ones(ast: M.Ast) -> bool:
+    return isinstance(ast, M.Leaf) and ast.role == "ones" and ast.kind == M.COLUMN
+
+
+def _replace(rest: tuple, made) -> tuple:
+    """(pieces, scalar): ``made`` is a new piece (ast, labels) or a scalar AST."""
+    if isinstance(made, tuple):
+        return (rest + (made,), None)
+    return (rest, made)
