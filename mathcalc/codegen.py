@@ -1,0 +1,489 @@
+"""Source generation: an expression DAG as a straight-line numpy function.
+
+``generate`` is the one generator behind both ``codegen`` (a standalone
+source string that imports only numpy) and ``lambdify`` (the same source,
+exec'd in a namespace we build). The source contains no user text except
+variable names, and those only after ``validate_identifier``: arguments are
+keyword-only parameters named after the variables, copied at once into
+internal names (``v0``, ``v1``…); dimensions become ``n0``, ``n1``…,
+temporaries ``t0``, ``t1``…; every string literal is written with ``repr``.
+Registered functions are passed as objects in lambdify's namespace and
+printed by SymPy's numpy printer (from their SymPy form) in standalone code.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+from . import expr as E
+from .errors import MathcalcError, ShapeError
+from .functions import FUNCTIONS
+from .numeric import lower_product, validate_identifier
+
+# Built-in element-wise functions as numpy expressions; each matches the
+# table's numpy implementation (a test compares them entry by entry).
+_TEMPLATES = {
+    "exp": "{np}.exp({a})",
+    "log": "{np}.log({a})",
+    "sin": "{np}.sin({a})",
+    "cos": "{np}.cos({a})",
+    "tan": "{np}.tan({a})",
+    "tanh": "{np}.tanh({a})",
+    "sqrt": "{np}.sqrt({a})",
+    "abs": "{np}.abs({a})",
+    "sign": "{np}.sign({a})",
+    "step": "({a} > 0) * 1.0",
+    "sigmoid": "0.5 * ({np}.tanh(0.5 * {a}) + 1.0)",  # stable: no overflow for large |a|
+    "relu": "{np}.maximum({a}, 0.0)",
+    "softplus": "{np}.logaddexp(0.0, {a})",  # log(1 + e^a) without overflow
+}
+
+_INTERNAL = re.compile(r"^(v|t|n|f|c)\d+$")
+
+
+class _Names:
+    """Internal names that cannot collide with any variable name."""
+
+    def __init__(self, taken):
+        prefix = ""
+        fixed = ("np", "ShapeError", "MISSING", "unexpected", "math", "functools")
+        while any(prefix + f in taken for f in fixed) or \
+                any(_INTERNAL.match(t[len(prefix):]) for t in taken if t.startswith(prefix)):
+            prefix += "_"
+        self.prefix = prefix
+        self.np = prefix + "np"
+        self.error = prefix + "ShapeError"
+        self.missing = prefix + "MISSING"
+        self.extra = prefix + "unexpected"
+        self.math = prefix + "math"
+        self.functools = prefix + "functools"
+
+    def __call__(self, kind: str, k: int) -> str:
+        return f"{self.prefix}{kind}{k}"
+
+
+class _Context:
+    """What ``lower_product`` and the node lowerings write through."""
+
+    def __init__(self, names: _Names, dims: dict, standalone: bool):
+        self.names = names
+        self.np = names.np
+        self.lines: list[str] = []
+        self.values: dict = {}
+        self.dims = dims  # dimension name -> internal name
+        self.standalone = standalone
+        self.namespace: dict = {}
+        self.imports: set = set()
+        self._count = 0
+        self._objects: dict = {}
+
+    def emit(self, line: str) -> None:
+        self.lines.append("    " + line)
+
+    def tmp(self) -> str:
+        self._count += 1
+        return self.names("t", self._count - 1)
+
+    def assign(self, code: str) -> str:
+        if _is_name(code):
+            return code
+        name = self.tmp()
+        self.emit(f"{name} = {code}")
+        return name
+
+    def lit(self, value) -> str:
+        value = float(value) if isinstance(value, Fraction) else value
+        text = repr(float(value))
+        if text in ("inf", "-inf", "nan"):
+            text = f"{self.np}.{text.lstrip('-')}" if not text.startswith("-") else f"(-{self.np}.inf)"
+        return f"({text})" if text.startswith("-") else text
+
+    def dim(self, d) -> str:
+        return str(d) if isinstance(d, int) else self.dims[d]
+
+    def shape(self, shape) -> str:
+        parts = [self.dim(d) for d in shape]
+        return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+
+    def obj(self, kind: str, obj, key) -> str:
+        """A namespace name bound to a Python object (lambdify only)."""
+        if key not in self._objects:
+            name = self.names(kind, len(self._objects))
+            self._objects[key] = name
+            self.namespace[name] = obj
+        return self._objects[key]
+
+    def contraction(self, spec: str, codes) -> str:
+        if self.standalone:
+            return f"{self.np}.einsum({spec!r}, {', '.join(codes)}, optimize=True)"
+        from .numeric import Contraction
+
+        fn = self.obj("c", Contraction(spec), ("contraction", spec, len(self._objects)))
+        return f"{fn}({', '.join(codes)})"
+
+    def val(self, node: E.Node) -> str:
+        """The code of a node's value, computing leaves that products did not absorb."""
+        code = self.values.get(node)
+        if code is None:
+            code = _lower_leaf(node, self)
+            self.values[node] = code
+        return code
+
+
+def _is_name(code: str) -> bool:
+    return code.isidentifier()
+
+
+def _lower_leaf(node, ctx: _Context) -> str:
+    np_ = ctx.np
+    if isinstance(node, E.Num):
+        return ctx.lit(node.value)
+    if isinstance(node, E.Zero):
+        return ctx.assign(f"{np_}.zeros({ctx.shape(node.shape)})")
+    if isinstance(node, E.Ones):
+        return ctx.assign(f"{np_}.ones({ctx.shape(node.shape)})")
+    if isinstance(node, E.Delta):
+        return ctx.assign(f"{np_}.eye({ctx.dim(node.dim)})")
+    raise MathcalcError(f"lambdify: node {type(node).__name__} was not computed before use")
+
+
+# ---------------------------------------------------------------------------
+# Node lowerings: one function per node type; an unknown type raises.
+
+
+def _sum(node: E.Sum, ctx) -> str:
+    dense, const = [], 0.0
+    for term in node.terms:
+        c = _constant(term)
+        if c is not None:
+            const += c
+        else:
+            dense.append(ctx.val(term))
+    if not dense:
+        return ctx.assign(f"{ctx.np}.full({ctx.shape(node.shape)}, {ctx.lit(const)})"
+                          if node.rank else ctx.lit(const))
+    code = " + ".join(dense)
+    if const:
+        code += f" + {ctx.lit(const)}"
+    return ctx.assign(code)
+
+
+def _constant(node):
+    """c for a term that is ``c * ones`` or a number, else None (so sums never build ones)."""
+    if isinstance(node, E.Num):
+        return float(node.value)
+    if isinstance(node, E.Ones):
+        return 1.0
+    if isinstance(node, E.Product) and all(isinstance(f, E.Ones) for f, _ in node.factors) \
+            and {l for _, idx in node.factors for l in idx} == set(range(node.rank)):
+        return float(node.coef)
+    return None
+
+
+def _apply(node: E.Apply, ctx) -> str:
+    a = ctx.val(node.arg)
+    entry = FUNCTIONS.get(node.fn)
+    if entry is None:
+        raise MathcalcError(f"unknown element-wise function {node.fn!r}")
+    template = _TEMPLATES.get(node.fn) if entry.builtin else None
+    if template is not None:
+        return ctx.assign(template.format(np=ctx.np, a=a))
+    if not ctx.standalone:
+        fn = ctx.obj("f", entry.numpy, ("function", node.fn))
+        return ctx.assign(f"{fn}({a})")
+    return ctx.assign(_printed_function(entry, a, ctx))
+
+
+def _printed_function(entry, a: str, ctx) -> str:
+    """A registered function's SymPy form printed as numpy code (SymPy printing SymPy)."""
+    import sympy
+    from sympy.printing.numpy import NumPyPrinter
+
+    from . import functions as F
+
+    u = sympy.Symbol(a)
+    scalar = entry.scalar.subs(F.U, u).replace(
+        lambda e: isinstance(e, (F.sigmoid, F.relu, F.softplus, F.absolute, F.step, F.sign)),
+        lambda e: _elementary(e, sympy, F))
+    printer = NumPyPrinter({"fully_qualified_modules": True})
+    code = printer.doprint(scalar)
+    if printer._not_supported:
+        raise MathcalcError(f"codegen: function {entry.name!r} has no numpy form; "
+                            "use lambdify, which calls its implementation")
+    modules = set(printer.module_imports)
+    code = re.sub(r"\bnumpy\.", f"{ctx.np}.", code)
+    if "math" in modules:  # scalar-only functions: map them over the entries
+        ctx.imports.add("math")
+        code = re.sub(r"\bmath\.", f"{ctx.names.math}.", code)
+        return (f"{ctx.np}.vectorize(lambda {a}: {code}, otypes=[float])({a})")
+    if "functools" in modules:
+        ctx.imports.add("functools")
+        code = re.sub(r"\bfunctools\.", f"{ctx.names.functools}.", code)
+    if modules - {"numpy", "math", "functools"}:
+        raise MathcalcError(f"codegen: function {entry.name!r} needs {sorted(modules)}")
+    return f"{code} + 0.0 * {a}"  # keeps the argument's shape when the form is constant
+
+
+def _elementary(e, sympy, F):
+    x = e.args[0]
+    if isinstance(e, F.sigmoid):
+        return 1 / (1 + sympy.exp(-x))
+    if isinstance(e, F.relu):
+        return sympy.Max(x, 0)
+    if isinstance(e, F.softplus):
+        return sympy.log(1 + sympy.exp(x))
+    if isinstance(e, F.absolute):
+        return sympy.Abs(x)
+    if isinstance(e, F.step):
+        return sympy.Heaviside(x, 0)
+    return sympy.sign(x)
+
+
+def _pow(node: E.Pow, ctx) -> str:
+    a = ctx.val(node.base)
+    np_ = ctx.np
+    if isinstance(node.exponent, E.Num):
+        e = node.exponent.value
+        if e == 2:
+            return ctx.assign(f"{a} * {a}")
+        if e == -1:
+            return ctx.assign(f"1.0 / {a}")
+        if e == Fraction(1, 2):
+            return ctx.assign(f"{np_}.sqrt({a})")
+        if e == Fraction(-1, 2):
+            return ctx.assign(f"1.0 / {np_}.sqrt({a})")
+        if isinstance(e, Fraction) and e.denominator == 1:
+            return ctx.assign(f"{a} ** {int(e)}" if e > 0 else f"{a} ** ({int(e)})")
+        return ctx.assign(f"{a} ** {ctx.lit(e)}")
+    return ctx.assign(f"{np_}.power({a}, {ctx.val(node.exponent)})")
+
+
+def _max(node, ctx) -> str:
+    return ctx.assign(f"{ctx.np}.maximum({ctx.val(node.left)}, {ctx.val(node.right)})")
+
+
+def _min(node, ctx) -> str:
+    return ctx.assign(f"{ctx.np}.minimum({ctx.val(node.left)}, {ctx.val(node.right)})")
+
+
+def _inv(node, ctx) -> str:
+    return ctx.assign(f"{ctx.np}.linalg.inv({ctx.val(node.arg)})")
+
+
+def _det(node, ctx) -> str:
+    return ctx.assign(f"{ctx.np}.linalg.det({ctx.val(node.arg)})")
+
+
+def _logdet(node, ctx) -> str:
+    """log det X, NaN where det X <= 0 (SPEC), through slogdet (no overflow)."""
+    sign, value = ctx.tmp(), ctx.tmp()
+    ctx.emit(f"{sign}, {value} = {ctx.np}.linalg.slogdet({ctx.val(node.arg)})")
+    ctx.emit(f"{value} = {value} if {sign} > 0 else {ctx.np}.float64({ctx.np}.nan)")
+    return value
+
+
+def _softmax(node, ctx) -> str:
+    """exp(v - max v) / Σ exp(v - max v): the shift keeps exp from overflowing."""
+    a = ctx.val(node.arg)
+    e = ctx.assign(f"{ctx.np}.exp({a} - {ctx.np}.max({a}))")
+    return ctx.assign(f"{e} / {ctx.np}.sum({e})")
+
+
+def _logsumexp(node, ctx) -> str:
+    a = ctx.val(node.arg)
+    m = ctx.assign(f"{ctx.np}.max({a})")
+    return ctx.assign(f"{m} + {ctx.np}.log({ctx.np}.sum({ctx.np}.exp({a} - {m})))")
+
+
+def _norm1(node, ctx) -> str:
+    return ctx.assign(f"{ctx.np}.sum({ctx.np}.abs({ctx.val(node.arg)}))")
+
+
+def _norm2(node, ctx) -> str:
+    """Euclidean norm of the entries (Frobenius for a matrix)."""
+    a = ctx.val(node.arg)
+    if node.arg.rank == 0:
+        return ctx.assign(f"{ctx.np}.abs({a})")
+    return ctx.assign(f"{ctx.np}.linalg.norm({a})")
+
+
+_LOWER = {
+    E.Sum: _sum, E.Product: lower_product, E.Apply: _apply, E.Pow: _pow,
+    E.Max: _max, E.Min: _min, E.Inv: _inv, E.Det: _det, E.LogDet: _logdet,
+    E.Softmax: _softmax, E.LogSumExp: _logsumexp, E.Norm1: _norm1, E.Norm2: _norm2,
+}
+_LEAVES = (E.Var, E.Num, E.Zero, E.Ones, E.Delta)
+
+
+# ---------------------------------------------------------------------------
+# The whole function.
+
+
+def generate(expr, name: str = "f", standalone: bool = True):
+    """(source, namespace, function name) for an Expr.
+
+    With ``standalone`` the source begins with its imports and defines
+    ``ShapeError`` and the missing-argument marker itself; otherwise the
+    namespace binds them (and registered functions, runtime contractions).
+    """
+    import numpy as np
+
+    validate_identifier(name, "function")
+    variables = expr.variables
+    for var in variables:
+        validate_identifier(var)
+    names = _Names(set(variables) | {name})
+    dims = {}
+    ctx = _Context(names, dims, standalone)
+    _arguments(variables, ctx)
+    for node in E.walk(expr.node):
+        if isinstance(node, E.Var):
+            continue  # bound by the argument checks
+        for d in node.shape:
+            if isinstance(d, str) and d not in dims:
+                raise ShapeError(f"the size of dimension {d!r} is not the size of any "
+                                 "variable's axis, so it cannot be read from the arguments")
+        if isinstance(node, _LEAVES):
+            continue  # materialised only where something needs them whole
+        lower = _LOWER.get(type(node))
+        if lower is None:
+            raise MathcalcError(f"lambdify: unknown node type {type(node).__name__}")
+        ctx.values[node] = lower(node, ctx)
+    result = ctx.val(expr.node)
+    np_ = names.np
+    if expr.node.rank == 0:
+        ctx.emit(f"return {np_}.float64({result})")
+    elif isinstance(expr.node, E.Var) or not _fresh(expr.node):
+        ctx.emit(f"return {np_}.array({result}, dtype={np_}.float64)")  # never hand back an argument's memory
+    else:
+        ctx.emit(f"return {result}")
+
+    header = _header(name, variables, names, expr)
+    body = "\n".join(header + ctx.lines) + "\n"
+    namespace = dict(ctx.namespace)
+    if standalone:
+        source = _preamble(names, ctx.imports) + body
+    else:
+        source = body
+        namespace.update({names.np: np, names.error: ShapeError, names.missing: _MISSING})
+    return source, namespace, name
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+_MISSING = _Missing()
+
+
+def _fresh(node) -> bool:
+    """Whether the lowering of the root surely returns a new array (not a view of an input)."""
+    if isinstance(node, E.Product):
+        dense = [f for f, _ in node.factors if not isinstance(f, (E.Delta, E.Ones)) and f.rank]
+        return len(dense) != 1 or node.coef != 1 or any(f.rank == 0 for f, _ in node.factors)
+    return not isinstance(node, E.Var)
+
+
+def _preamble(names: _Names, imports) -> str:
+    lines = [f"import numpy as {names.np}"]
+    if "math" in imports:
+        lines.append(f"import math as {names.math}")
+    if "functools" in imports:
+        lines.append(f"import functools as {names.functools}")
+    lines += ["", "",
+              f"class {names.error}(ValueError):",
+              '    """A missing, unexpected or wrongly shaped argument."""',
+              "", "",
+              f"{names.missing} = object()",
+              "", ""]
+    return "\n".join(lines) + "\n"
+
+
+def _header(name, variables, names: _Names, expr) -> list:
+    params = ", ".join(f"{v}={names.missing}" for v in variables)
+    params = f"*, {params}, **{names.extra}" if params else f"**{names.extra}"
+    lines = [f"def {name}({params}):", "    " + _docstring(expr, variables)]
+    expected = ", ".join(variables) or "no arguments"
+    lines += [f"    if {names.extra}:",
+              f"        raise {names.error}({'unexpected argument(s) %s; this function takes ' + expected!r}"
+              f" % ', '.join(map(repr, sorted({names.extra}))))"]
+    return lines
+
+
+def _docstring(expr, variables) -> str:
+    try:
+        text = str(expr)
+    except Exception:  # the matrix printer may not know every node; the debug form always works
+        text = E.debug_str(expr.node)
+    args = "\n".join(f"    {v}: shape {_shape_text(s)}" for v, s in variables.items()) or "    (none)"
+    doc = (f"{text}\n\nArguments (keyword only):\n{args}\n\n"
+           f"Returns an array of shape {_shape_text(expr.shape)}.")
+    if '"""' in doc or "\\" in doc or not all(ch.isprintable() or ch == "\n" for ch in doc):
+        return repr(doc)
+    body = "\n".join(("    " + line) if line else line for line in doc.split("\n"))
+    return '"""' + body.lstrip() + '\n    """'
+
+
+def _shape_text(shape) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _arguments(variables: dict, ctx: _Context) -> None:
+    """Checks that read each argument into v<k> and bind the dimension sizes."""
+    names = ctx.names
+    np_, err = names.np, names.error
+    bound_by = {}
+    for k, (var, shape) in enumerate(variables.items()):
+        v = names("v", k)
+        ctx.emit(f"if {var} is {names.missing}:")
+        ctx.emit(f"    raise {err}({f'missing argument {var!r} of shape {_shape_text(shape)}'!r})")
+        ctx.emit(f"{v} = {np_}.asarray({var}, dtype={np_}.float64)")
+        if not shape:
+            msg = f"argument {var!r} must be a scalar (shape ()), got an array of shape %s"
+            ctx.emit(f"if {v}.shape:")
+            ctx.emit(f"    raise {err}({msg!r} % ({v}.shape,))")
+            ctx.emit(f"{v} = {v}[()]")
+            ctx.values[E.Var(var, shape)] = v
+            continue
+        s = v + ".shape"
+        msg = (f"argument {var!r} must have shape {_shape_text(shape)} "
+               f"({len(shape)} ax{'is' if len(shape) == 1 else 'es'}), got shape %s")
+        ctx.emit(f"if {v}.ndim != {len(shape)}:")
+        ctx.emit(f"    raise {err}({msg!r} % ({s},))")
+        constrained = False
+        for axis, d in enumerate(shape):
+            if isinstance(d, int) or d in ctx.dims:
+                constrained = True
+            else:
+                ctx.dims[d] = names("n", len(ctx.dims))
+                bound_by[d] = var
+                ctx.emit(f"{ctx.dims[d]} = {s}[{axis}]")
+        if constrained:
+            want = ctx.shape(shape)
+            where = ", ".join(f"{d} = %s from {bound_by[d]!r}" for d in dict.fromkeys(shape)
+                              if isinstance(d, str) and bound_by[d] != var)
+            msg = (f"argument {var!r} has shape %s, but its declared shape {_shape_text(shape)} "
+                   f"means %s here" + (f" ({where})" if where else ""))
+            sizes = [ctx.dims[d] for d in dict.fromkeys(shape) if isinstance(d, str) and bound_by[d] != var]
+            fmt_args = ", ".join([s, want] + sizes)
+            ctx.emit(f"if {s} != {want}:")
+            ctx.emit(f"    raise {err}({msg!r} % ({fmt_args}))")
+        ctx.values[E.Var(var, shape)] = v
+
+
+def codegen(expr, name: str = "f", **shapes) -> str:
+    """The source of a standalone numpy function computing ``expr``.
+
+    The function takes the variables as keyword arguments and imports only
+    numpy (plus ``math`` for a registered function SymPy prints with it);
+    its docstring gives the expression in matrix notation and the argument
+    shapes. Shared subexpressions are computed once, as named temporaries.
+    """
+    from .expression import as_expr
+
+    source, _, _ = generate(as_expr(expr, shapes), name, standalone=True)
+    return source

@@ -1,0 +1,365 @@
+"""Numbers from expressions: ``lambdify`` and the lowering of products to numpy.
+
+``lambdify`` compiles an expression once into a straight-line Python function
+(the source comes from ``mathcalc.codegen``, the same generator that
+``mc.codegen`` prints, so the two cannot drift): each distinct node is
+computed once, products become BLAS calls (``A @ x``, ``A.T @ B``,
+``np.tensordot``) or broadcast multiplications where their index pattern
+allows, identities (``Delta``) and ``Ones`` are never materialised inside a
+product, and the contraction order of a product of three or more tensors is
+chosen once — at build time when it does not depend on the sizes, otherwise
+at the first call for each size signature (opt_einsum, cached).
+
+This module holds the product lowering (``lower_product``), which emits
+source lines through a small context object supplied by the generator, and
+the runtime helpers the generated code may call.
+"""
+
+from __future__ import annotations
+
+import keyword
+import random
+import unicodedata
+
+import numpy as np
+
+from . import expr as E
+from .errors import MathcalcError, ShapeError
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+# ---------------------------------------------------------------------------
+# Identifier hygiene: nothing reaches generated source unless it is a plain
+# Python identifier that means itself (SymPy's lambdify once ran shell
+# commands hidden in a symbol name).
+
+
+def validate_identifier(name, what: str = "variable") -> str:
+    """``name`` if it is safe to appear in generated source, else a MathcalcError."""
+    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name) \
+            or keyword.issoftkeyword(name) or name.startswith("__") \
+            or unicodedata.normalize("NFKC", name) != name \
+            or not all(ch.isprintable() for ch in name):
+        raise MathcalcError(f"{what} name {name!r} is not a plain identifier; "
+                            "it cannot be used in generated code")
+    return name
+
+
+# ---------------------------------------------------------------------------
+# Runtime helper: a contraction whose best order depends on the sizes.
+
+
+class Contraction:
+    """``np.einsum(spec, *ops)`` with the contraction order chosen once per size signature."""
+
+    __slots__ = ("spec", "_cache")
+
+    def __init__(self, spec: str):
+        self.spec = spec
+        self._cache = {}
+
+    def __call__(self, *operands):
+        key = tuple(op.shape for op in operands)
+        fn = self._cache.get(key)
+        if fn is None:
+            import opt_einsum
+
+            fn = opt_einsum.contract_expression(self.spec, *key, optimize="auto")
+            if len(self._cache) > 64:  # many size signatures: keep memory bounded
+                self._cache.clear()
+            self._cache[key] = fn
+        return fn(*operands)
+
+    def __repr__(self) -> str:
+        return f"Contraction({self.spec!r})"
+
+
+# ---------------------------------------------------------------------------
+# Lowering one Product node.
+#
+# A Product is ``coef * Σ Π factor[labels] -> 0..rank-1``. It is split into
+#   - scalar factors (rank 0), multiplied in at the end;
+#   - deltas whose two labels are both output axes: the result lives on a
+#     diagonal; the other factors are computed with one label per delta group
+#     and written into that diagonal of a zero array (a view, no dense δ);
+#   - ones factors: a summed label carried by nothing else multiplies by its
+#     size, an output label carried by nothing else is a broadcast axis;
+#   - dense factors: the "core" contraction, lowered to the cheapest numpy
+#     form its index pattern allows.
+
+
+def lower_product(node: E.Product, ctx) -> str:
+    """Emit the lines computing ``node``; return the code of its value (a name)."""
+    rank = node.rank
+    out = list(range(rank))
+    parent = {}
+
+    def find(label):
+        while parent.get(label, label) != label:
+            label = parent[label]
+        return label
+
+    scalars, dense, ones = [], [], []
+    for factor, idx in node.factors:
+        if isinstance(factor, E.Delta) and idx[0] != idx[1] and idx[0] < rank and idx[1] < rank:
+            a, b = find(idx[0]), find(idx[1])
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+        elif isinstance(factor, E.Ones):
+            ones.extend(idx)
+        elif factor.rank == 0:
+            scalars.append(ctx.val(factor))
+        else:
+            dense.append((ctx.val(factor), list(idx)))
+    dense = [(code, [find(l) for l in labels]) for code, labels in dense]
+    ones = {find(l) for l in ones}
+    reps = [l for l in out if find(l) == l]
+    has_delta = len(reps) != rank
+    carried = {l for _, labels in dense for l in labels}
+    core_out = [l for l in reps if l in carried]
+    free = [l for l in reps if l not in carried]
+
+    multipliers = [] if node.coef == 1 else [ctx.lit(node.coef)]
+    multipliers += scalars
+    for label in sorted(ones):  # Σ_l 1 = size of l
+        if label >= rank and label not in carried:
+            multipliers.append(ctx.dim(node.dims[label]))
+    mult = " * ".join(multipliers)
+
+    core = _core(dense, core_out, node.dims, ctx) if dense else None
+    if core is None:
+        value = mult or "1.0"
+    elif mult:
+        value = f"{mult} * {core}" if mult == multipliers[0] and len(multipliers) == 1 \
+            and _is_atom(core) else f"({mult}) * ({core})"
+    else:
+        value = core
+    if not has_delta and not free:
+        return ctx.assign(value)
+    # Place the values on the diagonals / broadcast axes of a fresh array.
+    shape = ctx.shape(node.shape)
+    target = ctx.tmp()
+    if has_delta:
+        ctx.emit(f"{target} = {ctx.np}.zeros({shape})")
+        view_letters = "".join(_LETTERS[find(l)] for l in out)
+        spec = f"{view_letters}->{''.join(_LETTERS[l] for l in reps)}"
+        view = f"{ctx.np}.einsum({spec!r}, {target})"  # a writeable diagonal view
+    else:
+        ctx.emit(f"{target} = {ctx.np}.empty({shape})")
+        view = target
+    if core is not None:
+        value = _aligned(value if _is_atom(value) else f"({value})", core_out, reps)
+    ctx.emit(f"{view}[...] = {value}")
+    return target
+
+
+def _is_atom(code: str) -> bool:
+    return code.replace("_", "a").replace(".", "a").isalnum()
+
+
+def _core(dense, out, dims, ctx) -> str:
+    """Code of the contraction of dense factors, axes in the order of ``out``."""
+    # 1. Within each factor: take diagonals of repeated labels, sum labels no one else needs.
+    prepared = []
+    for k, (code, labels) in enumerate(dense):
+        others = {l for j, (_, ls) in enumerate(dense) if j != k for l in ls}
+        keep = [l for l in dict.fromkeys(labels) if l in out or l in others]
+        if keep != labels:
+            code = ctx.assign(_single(code, labels, keep, ctx))
+        prepared.append((code, keep))
+    summed = {l for _, ls in prepared for l in ls} - set(out)
+    if len(prepared) == 1:
+        code, labels = prepared[0]
+        return _single(code, labels, out, ctx)
+    if not summed:
+        return _broadcast_product(prepared, out, ctx)
+    if len(prepared) == 2:
+        (a, la), (b, lb) = prepared
+        return _pair(a, la, b, lb, out, ctx)
+    return _many(prepared, out, dims, ctx)
+
+
+def _single(code, labels, keep, ctx) -> str:
+    """One factor read with output labels ``keep`` (transpose, diagonal, partial sum)."""
+    np_ = ctx.np
+    labels = list(labels)
+    if labels == keep:
+        return code
+    if len(set(labels)) == len(labels):
+        if sorted(labels) == sorted(keep):  # a permutation
+            if len(labels) == 2:
+                return f"{code}.T"
+            perm = tuple(labels.index(l) for l in keep)
+            return f"{np_}.transpose({code}, {perm})"
+        if not keep:
+            return f"{np_}.sum({code})"
+        kept_in_order = [l for l in labels if l in keep]
+        if kept_in_order == keep:
+            axes = tuple(p for p, l in enumerate(labels) if l not in keep)
+            return f"{code}.sum(axis={axes[0] if len(axes) == 1 else axes})"
+    elif len(labels) == 2:
+        if keep == [labels[0]]:
+            return f"{np_}.diagonal({code})"
+        if not keep:
+            return f"{np_}.trace({code})"
+    spec = f"{_letters(labels)}->{_letters(keep)}"
+    return f"{np_}.einsum({spec!r}, {code})"
+
+
+def _letters(labels) -> str:
+    return "".join(_LETTERS[l] for l in labels)
+
+
+def _aligned(code, labels, out) -> str:
+    """``code`` (axes ``labels``, a subsequence of ``out``) indexed to broadcast against ``out``."""
+    present = [l in labels for l in out]
+    if all(present) or not labels:
+        return code
+    first = present.index(True)
+    if all(present[first:]):
+        return code  # numpy aligns trailing axes by itself
+    index = ", ".join(":" if p else "None" for p in present[first:])
+    return f"{code}[{index}]"
+
+
+def _broadcast_product(operands, out, ctx) -> str:
+    """Element-wise / outer products: no summed index, numpy broadcasting does it all."""
+    parts = []
+    for code, labels in operands:
+        order = sorted(labels, key=out.index)
+        code = _single(code, labels, order, ctx) if order != labels else code
+        parts.append(_aligned(code, order, out))
+    return " * ".join(parts)
+
+
+def _pair(a, la, b, lb, out, ctx) -> str:
+    """Two factors: matrix products and tensordot where no index is batched."""
+    np_ = ctx.np
+    shared = set(la) & set(lb)
+    contracted = shared - set(out)
+    batch = shared & set(out)
+    if not contracted:
+        return _broadcast_product([(a, la), (b, lb)], out, ctx)
+    if batch:
+        spec = f"{_letters(la)},{_letters(lb)}->{_letters(out)}"
+        return f"{np_}.einsum({spec!r}, {a}, {b})"
+    ka = [l for l in la if l not in contracted]
+    kb = [l for l in lb if l not in contracted]
+    if len(contracted) == 1 and len(la) <= 2 and len(lb) <= 2:
+        (c,) = contracted
+        if out == kb + ka and out != ka + kb:
+            (a, la, ka), (b, lb, kb) = (b, lb, kb), (a, la, ka)
+        left = a if la[-1] == c else f"{a}.T"
+        right = b if lb[0] == c else f"{b}.T"
+        return f"{left} @ {right}"
+    if not out and len(la) == len(lb) == 2:  # Σ_ij A_ij B_ij or Σ_ij A_ij B_ji
+        return f"{np_}.vdot({a}, {b})" if la == lb else f"{np_}.vdot({a}, {b}.T)"
+    axes = ([la.index(l) for l in sorted(contracted)], [lb.index(l) for l in sorted(contracted)])
+    code = f"{np_}.tensordot({a}, {b}, axes=({axes[0]}, {axes[1]}))"
+    if ka + kb != out:
+        code = _single(ctx.assign(code), ka + kb, out, ctx)
+    return code
+
+
+def _many(operands, out, dims, ctx) -> str:
+    """Three or more factors: pairwise in an order fixed now, or chosen per size at run time."""
+    path = _static_path(operands, out, dims)
+    spec = ",".join(_letters(ls) for _, ls in operands) + "->" + _letters(out)
+    if path is None:
+        return ctx.contraction(spec, [code for code, _ in operands])
+    ops = list(operands)
+    for step, (i, j) in enumerate(path):
+        (a, la), (b, lb) = ops[i], ops[j]
+        ops = [op for k, op in enumerate(ops) if k not in (i, j)]
+        if not ops:
+            return _pair(a, la, b, lb, out, ctx)
+        needed = set(out) | {l for _, ls in ops for l in ls}
+        keep = [l for l in la if l in needed] + [l for l in lb if l in needed and l not in la]
+        ops.append((ctx.assign(_pair(a, la, b, lb, keep, ctx)), keep))
+    raise AssertionError("contraction path did not end in one operand")  # pragma: no cover
+
+
+def _static_path(operands, out, dims):
+    """The pairwise order opt_einsum picks, if it is the same for very different sizes."""
+    import opt_einsum
+
+    spec = ",".join(_letters(ls) for _, ls in operands) + "->" + _letters(out)
+    names = sorted({d for d in dims if isinstance(d, str)})
+    rng = random.Random(len(operands) * 7919 + len(names))
+    trials = [{n: 64 for n in names}]
+    trials += [{n: rng.choice((3, 1000)) for n in names} for _ in range(6 if names else 0)]
+    found = None
+    for sizes in trials:
+        shapes = [tuple(_size(dims[l], sizes) for l in ls) for _, ls in operands]
+        path, _ = opt_einsum.contract_path(spec, *shapes, shapes=True, optimize="optimal")
+        path = [tuple(p) for p in path]
+        if any(len(p) != 2 for p in path):
+            return None
+        if found is None:
+            found = path
+        elif path != found:
+            return None
+    return found
+
+
+def _size(dim, sizes) -> int:
+    return dim if isinstance(dim, int) else sizes[dim]
+
+
+# ---------------------------------------------------------------------------
+# lambdify
+
+
+_CACHE: dict = {}
+_CACHE_LIMIT = 512
+
+
+def lambdify(expr, **shapes):
+    """A fast numpy function of the expression, keyword arguments by variable name.
+
+    ``fn = lambdify(g); fn(W=..., x=..., b=...)`` returns a float64 ndarray of
+    shape ``g.shape`` (dimension names bound from the arrays), or a numpy
+    float64 scalar (``np.float64``, so ``np.shape(result) == ()``) when g is a
+    scalar. Every variable of the Expr must be passed, even one that dropped
+    out of a derivative; a missing, extra or wrongly shaped argument is a
+    ShapeError naming the variable and both shapes. Arrays are read as
+    float64; vectors are 1-D arrays, scalars Python numbers or 0-d arrays.
+    The result may not share memory with an argument.
+
+    The function is built once (and cached per expression): its source is
+    ``fn.source``, the same text ``codegen`` returns apart from how
+    registered functions and size-dependent contractions are bound.
+    """
+    from .codegen import generate
+    from .expression import as_expr
+
+    e = as_expr(expr, shapes)
+    key = (e.node, tuple(e.variables.items()))
+    fn = _CACHE.get(key)
+    if fn is not None:
+        return fn
+    source, namespace, name = generate(e, "f", standalone=False)
+    filename = f"<mathcalc-lambdify-{len(_CACHE)}>"
+    _register_source(filename, source)
+    namespace["__builtins__"] = _SAFE_BUILTINS
+    exec(compile(source, filename, "exec"), namespace)  # our own generated code, identifiers validated
+    fn = namespace[name]
+    fn.source = source
+    fn.expr = e
+    if len(_CACHE) >= _CACHE_LIMIT:
+        _CACHE.clear()
+    _CACHE[key] = fn
+    return fn
+
+
+# The generated code needs only these builtins (for its error messages).
+_SAFE_BUILTINS = {"len": len, "repr": repr, "map": map, "sorted": sorted, "object": object,
+                  "ValueError": ValueError}
+
+
+def _register_source(filename: str, source: str) -> None:
+    """Let tracebacks show the generated lines."""
+    import linecache
+
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
