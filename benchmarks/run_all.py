@@ -1,0 +1,238 @@
+"""``make bench``: every benchmark in one process; writes benchmarks/RESULTS.md and prints it.
+
+BLAS is pinned to one thread with threadpoolctl (``threadpool_limits(1)``) for
+the whole run and the setting is printed; torch runs on one thread, XLA with
+its multi-threaded Eigen off. If OPENBLAS_CORETYPE or OPENBLAS_L2_SIZE are set
+in the environment, the runner re-executes itself without them (so OpenBLAS
+picks its kernel for the real processor) and records which kernel
+threadpoolctl reports.
+
+Usage: python benchmarks/run_all.py [--quick] [--no-jax] [--no-torch] [--output PATH]
+  --quick   n = 10, 100 only and chains up to k = 16 (a smoke test, ~1 minute);
+            the results go to stdout only unless --output is given.
+
+Times are never asserted: the report gives ratios measured in this one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as _dt
+import importlib.util
+import io
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REEXEC_MARK = "MATHCALC_BENCH_REEXEC"
+UNSET = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+# OMP_NUM_THREADS is deliberately not set: OpenBLAS would read it and start on one
+# thread, hiding whether threadpool_limits(1) works; torch is pinned by
+# torch.set_num_threads(1) instead.
+SINGLE_THREAD_ENV = {
+    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+}
+
+
+def _reexec_if_needed():
+    """Re-run this script with OPENBLAS_CORETYPE/L2_SIZE removed and threads pinned."""
+    if os.environ.get(REEXEC_MARK):
+        return
+    env = dict(os.environ)
+    removed = {k: env.pop(k) for k in UNSET if k in env}
+    for k, v in SINGLE_THREAD_ENV.items():
+        env.setdefault(k, v)
+    env[REEXEC_MARK] = ";".join(f"{k}={v}" for k, v in removed.items()) or "none"
+    os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve())] + sys.argv[1:], env)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _uname() -> str:
+    try:
+        return subprocess.run(["uname", "-a"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except Exception:  # noqa: BLE001
+        return " ".join(platform.uname())
+
+
+def _blas_lines(info) -> list:
+    lines = []
+    for lib in info:
+        parts = [f"{lib.get('user_api')}/{lib.get('internal_api')}",
+                 f"version {lib.get('version')}", f"threads {lib.get('num_threads')}"]
+        if lib.get("architecture"):
+            parts.append(f"kernel (architecture) {lib.get('architecture')}")
+        if lib.get("threading_layer"):
+            parts.append(f"threading layer {lib.get('threading_layer')}")
+        parts.append(Path(lib.get("filepath", "?")).name)
+        lines.append("  - " + ", ".join(parts))
+    return lines
+
+
+def _versions() -> str:
+    out = [f"python {platform.python_version()}"]
+    for mod in ("numpy", "sympy", "opt_einsum", "jax", "jaxlib", "torch", "threadpoolctl"):
+        try:
+            out.append(f"{mod} {importlib.import_module(mod).__version__}")
+        except Exception:  # noqa: BLE001
+            out.append(f"{mod} n/a")
+    return ", ".join(out)
+
+
+def _run_parse_bench(log) -> str:
+    """benchmarks/bench_parse.py (written by the parser's owner): its figure, or n/a."""
+    path = HERE / "bench_parse.py"
+    if not path.exists():
+        return "n/a — benchmarks/bench_parse.py does not exist yet."
+    buf = io.StringIO()
+    try:
+        spec = importlib.util.spec_from_file_location("bench_parse", path)
+        mod = importlib.util.module_from_spec(spec)
+        with contextlib.redirect_stdout(buf):
+            spec.loader.exec_module(mod)
+            entry = next((getattr(mod, n) for n in ("run", "main", "bench") if
+                          callable(getattr(mod, n, None))), None)
+            result = entry() if entry is not None else None
+    except SystemExit:
+        result = None
+    except Exception as exc:  # noqa: BLE001
+        from _common import short_error
+
+        return short_error(exc) + ("\n\n```\n" + buf.getvalue().strip() + "\n```"
+                                   if buf.getvalue().strip() else "")
+    parts = []
+    if isinstance(result, str):
+        parts.append(result.strip())
+    elif isinstance(result, dict):
+        parts += [f"- {k}: {v}" for k, v in result.items()]
+    elif isinstance(result, (list, tuple)):
+        parts += [f"- {item}" for item in result]
+    elif result is not None:
+        parts.append(str(result))
+    printed = buf.getvalue().strip()
+    if printed and printed not in parts:
+        parts.append("```\n" + printed + "\n```")
+    return "\n".join(parts) or "bench_parse.py ran and reported nothing."
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--no-jax", action="store_true")
+    ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--output", default=None)
+    args = ap.parse_args(argv)
+
+    t_start = time.perf_counter()
+    sys.path.insert(0, str(HERE))
+    removed = os.environ.get(REEXEC_MARK, "not re-executed")
+
+    import numpy  # noqa: F401  (load BLAS before inspecting it)
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    if not args.no_torch:
+        try:
+            import torch
+
+            torch.set_num_threads(1)
+            torch.set_num_interop_threads(1)
+        except Exception:  # noqa: BLE001 - reported by the numeric benchmark
+            pass
+    before = threadpool_info()
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    with threadpool_limits(limits=1):
+        after = threadpool_info()
+        header = [
+            "# mathcalc benchmarks", "",
+            f"Generated by `make bench` (`benchmarks/run_all.py{' --quick' if args.quick else ''}`)"
+            f" on {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.",
+            "Times are medians of repeated timing loops in one process; ratios compare "
+            "timings from this same run. Nothing here is asserted.", "",
+            "## Machine", "",
+            f"- `uname -a`: {_uname()}",
+            f"- CPU: {_cpu_model()}; {os.cpu_count()} logical cores "
+            f"({len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else '?'} "
+            "usable by this process)",
+            f"- versions: {_versions()}",
+            f"- BLAS: `threadpool_limits(1)` in force for the whole run "
+            f"(threads before → after: "
+            f"{', '.join(str(b.get('num_threads')) for b in before) or 'no BLAS found'} → "
+            f"{', '.join(str(a.get('num_threads')) for a in after) or 'no BLAS found'}):",
+            *_blas_lines(after),
+            f"- environment: removed before the run: {removed}; "
+            + "; ".join(f"{k}={os.environ.get(k)}" for k in SINGLE_THREAD_ENV), "",
+        ]
+        for line in header:
+            print(line, flush=True)
+
+        sections = []
+        log("== parsing (benchmarks/bench_parse.py)")
+        sections += ["## Parsing", "", _run_parse_bench(log), ""]
+        print("\n".join(sections[-4:]), flush=True)
+
+        log("== derivation speed")
+        import bench_diff
+
+        try:
+            if args.quick:
+                t1, _ = bench_diff.bench_identities(log=log)
+                t2, _, verdict = bench_diff.bench_chain(ks=(1, 2, 4, 8, 16), log=log)
+                diff_text = "\n".join(["### Derivation time per identity", "", t1, "",
+                                       "### Deep chain (derivative w.r.t. W_1)", "", t2, "",
+                                       verdict, ""])
+            else:
+                diff_text = bench_diff.run(log=log)
+        except Exception as exc:  # noqa: BLE001
+            from _common import debug_trace, short_error
+
+            log(debug_trace(exc))
+            diff_text = short_error(exc)
+        sections += ["## Derivation speed (issue 3 §5)", "", diff_text, ""]
+        print("\n".join(sections[-4:]), flush=True)
+
+        log("== numeric speed")
+        import bench_numeric
+
+        try:
+            num_text = bench_numeric.report(
+                log=log, sizes=(10, 100) if args.quick else bench_numeric.SIZES,
+                with_jax=not args.no_jax, with_torch=not args.no_torch)
+        except Exception as exc:  # noqa: BLE001
+            from _common import debug_trace, short_error
+
+            log(debug_trace(exc))
+            num_text = short_error(exc)
+        sections += ["## Numeric speed (issue 4 §6)", "", num_text, ""]
+        print("\n".join(sections[-4:]), flush=True)
+
+    total = time.perf_counter() - t_start
+    footer = [f"Total benchmark time: {total:.0f} s.", ""]
+    print("\n".join(footer), flush=True)
+    text = "\n".join(header + sections + footer)
+    output = args.output or (None if args.quick else str(HERE / "RESULTS.md"))
+    if output:
+        Path(output).write_text(text)
+        log(f"wrote {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    _reexec_if_needed()
+    sys.exit(main())
