@@ -184,11 +184,11 @@ def needs_parens(parent: Ast, child: Ast, role: str) -> bool:
         if c > PRODUCT:
             return False
         # Products are associative with scalars in front: 2*X'*(X*w - y) and
-        # x'*y*A need no brackets around the matrix chain; other mixes of
-        # products are bracketed for the reader (x .* (A*y), not A*y .* x).
-        return not (role == "first" and isinstance(parent, Scaled) and isinstance(child, MatMul)) \
-            and not (role == "rest" and isinstance(parent, Scaled) and isinstance(child, MatMul)
-                     and child is parent.body)
+        # c*x'*y need no brackets around the matrix chain they scale; other
+        # mixes of products are bracketed for the reader: x .* (A*y),
+        # (x'*y)*A (not A*y .* x, x'*y*A).
+        return not (isinstance(parent, Scaled) and isinstance(child, MatMul)
+                    and child is parent.body)
     if role == "term":
         return c <= ADD
     if role == "base":

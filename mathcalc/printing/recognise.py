@@ -172,6 +172,24 @@ def _pushed_transposes(ast: M.Ast) -> list:
     return []
 
 
+def matrix_transposes(ast: M.Ast) -> int:
+    """How many transposes of matrices ``ast`` has (x' in x'*A*x is a row, not counted)."""
+    count = 0
+    stack = [ast]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, M.Transpose) and node.arg.kind == M.MATRIX:
+            count += 1
+        for value in vars(node).values():
+            if isinstance(value, M.Ast):
+                stack.append(value)
+            elif isinstance(value, tuple):
+                stack.extend(v for v in value if isinstance(v, M.Ast))
+                stack.extend(v[1] for v in value if isinstance(v, tuple) and len(v) == 2
+                             and isinstance(v[1], M.Ast))
+    return count
+
+
 def _flip(kind: str) -> str:
     return {M.COLUMN: M.ROW, M.ROW: M.COLUMN}.get(kind, kind)
 
@@ -201,6 +219,8 @@ def scaled(coef, scalars=(), body=None, divisors=(), sort=True) -> M.Ast:
         if q != 1:
             divisors.insert(0, M.Leaf(str(q), M.SCALAR, "number"))
     scalars = sorted(scalars, key=cost) if sort else list(scalars)
+    if body is None and scalars and isinstance(scalars[-1], M.MatMul):
+        body = scalars.pop()  # c*x'*y: a scalar chain last scales like a body
     if num_text is None and not divisors and body is not None and not scalars:
         ast = body
     elif num_text is None and not divisors and body is None and len(scalars) == 1:
@@ -273,7 +293,7 @@ class _Recogniser:
 
     def _sum(self, node: E.Sum) -> M.Ast:
         """Terms ordered readably: positive first, broadcast scalars last, fewer
-        transposes first, then longer first (``x'*A*x + b'*x + c``)."""
+        matrix transposes first (``A + A'``), then longer first (``x'*A*x + b'*x + c``)."""
         entries = []
         for term in node.terms:
             explicit = self.matrix(term)
@@ -284,8 +304,8 @@ class _Recogniser:
             explicit, short = entry
             ast = short if short is not None else explicit
             body = negate(ast) if isinstance(ast, M.Neg) else ast
-            tokens, transposes, text = cost(body)
-            return (isinstance(ast, M.Neg), short is not None, transposes, -tokens, text)
+            tokens, _, text = cost(body)
+            return (isinstance(ast, M.Neg), short is not None, matrix_transposes(body), -tokens, text)
 
         entries.sort(key=key)
         # A broadcast scalar prints as the scalar (x + c, 1 - s) where another
@@ -403,8 +423,9 @@ class _Recogniser:
         """Entry ``names`` of ``node`` in index notation (a scalar-valued AST)."""
         if isinstance(node, E.Product):
             local = list(names) + [self._fresh_index() for _ in range(node.rank, node.n_indices)]
-            # δ factors first (δ(i,j)*x(k)), the rest in the product's own order.
-            factors = sorted(node.factors, key=lambda fi: not isinstance(fi[0], E.Delta))
+            # δ factors first, then by their indices: δ(i,j)*A(i,l)*B(l,j)*x(k).
+            factors = sorted(node.factors,
+                             key=lambda fi: (not isinstance(fi[0], E.Delta), sorted(fi[1])))
             items = [self.indexed_factor(f, tuple(local[i] for i in idx)) for f, idx in factors]
             return scaled(node.coef, items, None, (), sort=False)
         if isinstance(node, E.Sum):

@@ -1,0 +1,243 @@
+"""Matrix notation (str): einsum patterns, derivative results, every node type, index notation.
+
+Nodes are built by hand with the constructors of mathcalc.expr, in the index
+form the differentiation engine produces (see the debug strings in comments).
+"""
+
+from fractions import Fraction
+
+import pytest
+
+from mathcalc import expr as E
+from mathcalc.printing import mast as M
+from mathcalc.printing.latex import to_latex
+from mathcalc.printing.matrix import render, to_str
+
+n, m = "n", "m"
+A, B, C = (E.var(name, (n, n)) for name in "ABC")
+W, X = E.var("W", (m, n)), E.var("X", (m, n))
+x, y, z, w = (E.var(name, (n,)) for name in "xyzw")
+b, t = E.var("b", (m,)), E.var("t", (m,))
+a, c = E.var("a"), E.var("c")
+
+
+def mv(M_, v):
+    return E.einsum("ij,j->i", M_, v)
+
+
+PATTERNS = [
+    # einsum patterns of the design document
+    (lambda: E.einsum("ij,j->i", A, x), "A*x"),
+    (lambda: E.einsum("ji,j->i", A, x), "A'*x"),
+    (lambda: E.einsum("i,i->", x, y), "x'*y"),
+    (lambda: E.einsum("i,j->ij", x, y), "x*y'"),
+    (lambda: E.einsum("ij,jk->ik", A, B), "A*B"),
+    (lambda: E.trace(A), "tr(A)"),
+    (lambda: E.diag_vector(A), "diag(A)"),
+    (lambda: E.einsum("ij,jk,ki->", A, B, C), "tr(A*B*C)"),
+    (lambda: E.sum_all(x), "sum(x)"),
+    (lambda: E.sum_all(A), "sum(A)"),
+    (lambda: E.einsum("ij->i", W), "W*ones(n)"),
+    (lambda: E.einsum("ij->j", W), "W'*ones(m)"),
+    (lambda: E.hadamard(x, y), "x .* y"),
+    (lambda: E.hadamard(A, B), "A .* B"),
+    (lambda: E.einsum("ij,ji->ij", A, B), "A .* B'"),
+    (lambda: E.einsum("i,ij->ij", b, W), "diag(b)*W"),
+    (lambda: E.einsum("i,ij,ik->jk", b, W, X), "W'*diag(b)*X"),
+    (lambda: E.einsum("i,ij,j->i", x, A, y), "x .* (A*y)"),
+    (lambda: E.einsum("i,ij,j->", x, A, x), "x'*A*x"),
+    (lambda: E.einsum("ki,jk->ij", A, B), "A'*B'"),
+    (lambda: E.einsum("ij,jk->ki", A, B), "B'*A'"),
+    (lambda: E.transpose(E.einsum("ij,jk,kl->il", A, B, C)), "(A*B*C)'"),
+    (lambda: E.diag_matrix(x), "diag(x)"),
+    (lambda: E.add(x, E.hadamard(c, E.ones((n,)))), "x + c"),
+    (lambda: E.sub(E.ones((n,)), x), "1 - x"),
+    (lambda: E.add(E.ones((n,)), E.hadamard(c, E.ones((n,)))), "ones(n) + c"),
+    (lambda: E.hadamard(c, E.ones((m, n))), "c*ones(m, n)"),
+    (lambda: E.einsum("i,j->ij", E.ones((n,)), x), "ones(n)*x'"),
+    (lambda: E.eye(n), "eye(n)"),
+    (lambda: E.scale(2, E.eye(n)), "2*eye(n)"),
+    (lambda: E.hadamard(x, E.power(y, E.num(-1))), "x ./ y"),
+    # a top-level vector prints as a row where that is shorter
+    (lambda: E.einsum("i,ij->j", x, A), "A'*x"),
+    (lambda: E.einsum("i,ij,jk->k", x, A, B), "x'*A*B"),
+]
+
+DERIVATIVES = [
+    # d(x'*A*x)/dx: (((A[1,0] -> 0,1) + A)[0,1] x[1] -> 0)
+    (lambda: E.einsum("ij,j->i", E.add(A, E.transpose(A)), x), "(A + A')*x"),
+    # d sum(max(0, W*x + b))/dW: (x[1] step(W*x + b)[0] -> 0,1)
+    (lambda: E.einsum("i,j->ij", E.apply("step", E.add(mv(W, x), b)), x), "step(W*x + b)*x'"),
+    # d logdet(X)/dX: (inv(X)[1,0] -> 0,1)
+    (lambda: E.transpose(E.inv(A)), "inv(A)'"),
+    # d norm2(X*w - t)^2/dw: (2 (X*w - t)[1] X[1,0] -> 0)
+    (lambda: E.einsum("ij,i->j", X, E.sub(mv(X, w), t), coef=2), "2*X'*(X*w - t)"),
+    (lambda: E.softmax(z), "softmax(z)"),
+    (lambda: E.add(A, E.transpose(A)), "A + A'"),
+    # the logistic-regression Hessian: (X[2,0] X[2,1] s[2] (1 - s)[2] -> 0,1)
+    (lambda: _logistic_hessian(), "X'*diag(sigmoid(X*w) .* (1 - sigmoid(X*w)))*X"),
+    # the Hessian of logsumexp
+    (lambda: E.sub(E.diag_matrix(E.softmax(z)), E.einsum("i,j->ij", E.softmax(z), E.softmax(z))),
+     "diag(softmax(z)) - softmax(z)*softmax(z)'"),
+    (lambda: E.neg(E.einsum("ij,jk->ki", E.inv(A), E.inv(A))), "-inv(A)'*inv(A)'"),
+    (lambda: E.einsum(",ji->ij", E.det(A), E.inv(A)), "det(A)*inv(A)'"),
+    (lambda: E.divide(x, E.norm2(x)), "x/norm2(x)"),
+]
+
+
+def _logistic_hessian():
+    s = E.apply("sigmoid", mv(X, w))
+    return E.product([(X, (2, 0)), (E.hadamard(s, E.sub(E.ones((m,)), s)), (2,)), (X, (2, 1))],
+                     (0, 1))
+
+
+SCALARS_AND_CALLS = [
+    (lambda: E.neg(x), "-x"),
+    (lambda: E.scale(Fraction(1, 2), x), "x/2"),
+    (lambda: E.scale(Fraction(3, 2), x), "3*x/2"),
+    (lambda: E.scale(-3, A), "-3*A"),
+    (lambda: E.divide(x, a), "x/a"),
+    (lambda: E.hadamard(a, x), "a*x"),
+    (lambda: E.power(E.norm2(x), E.num(-1)), "1/norm2(x)"),
+    (lambda: E.power(a, E.num(-2)), "1/a^2"),
+    (lambda: E.power(x, E.num(-1)), "1 ./ x"),
+    (lambda: E.power(x, E.num(2)), "x .^ 2"),
+    (lambda: E.power(a, E.num(2)), "a^2"),
+    (lambda: E.power(a, E.num(Fraction(1, 3))), "a^(1/3)"),
+    (lambda: E.power(E.einsum("i,i->", x, x), E.num(2)), "(x'*x)^2"),
+    (lambda: E.power(a, E.power(c, E.num(2))), "a^c^2"),
+    (lambda: E.power(E.power(a, c), E.num(Fraction(1, 2))), "(a^c)^0.5"),
+    (lambda: E.neg(E.power(a, E.num(2))), "-a^2"),
+    (lambda: E.maximum(E.num(0), E.add(mv(W, x), b)), "max(0, W*x + b)"),
+    (lambda: E.minimum(x, y), "min(x, y)"),
+    (lambda: E.apply("tanh", mv(W, x)), "tanh(W*x)"),
+    (lambda: E.inv(A), "inv(A)"),
+    (lambda: E.det(A), "det(A)"),
+    (lambda: E.logdet(A), "logdet(A)"),
+    (lambda: E.logsumexp(z), "logsumexp(z)"),
+    (lambda: E.norm1(x), "norm1(x)"),
+    (lambda: E.norm2(A), "norm2(A)"),
+    (lambda: E.num(2), "2"),
+    (lambda: E.num(Fraction(1, 2)), "0.5"),
+    (lambda: E.num(Fraction(-1, 8)), "-0.125"),
+    (lambda: E.num(Fraction(1, 3)), "1/3"),
+    (lambda: E.num(0.1), "0.1"),
+    (lambda: E.num(1e-12), "1e-12"),
+    (lambda: E.zeros(()), "0"),
+    (lambda: E.zeros((n,)), "zeros(n)"),
+    (lambda: E.zeros((m, 3)), "zeros(m, 3)"),
+    (lambda: E.ones((n,)), "ones(n)"),
+    (lambda: E.ones((m, n)), "ones(m, n)"),
+    (lambda: E.eye(4), "eye(4)"),
+    (lambda: E.sub(E.einsum("i,i->", x, y), E.trace(A)), "x'*y - tr(A)"),
+    (lambda: E.einsum(",i,i->", c, x, y), "c*x'*y"),
+    (lambda: E.einsum(",ij,j->i", E.trace(A), A, x), "tr(A)*A*x"),
+    (lambda: E.add(E.einsum("i,ij,j->", x, A, x), E.einsum("i,i->", y, x), c), "x'*A*x + x'*y + c"),
+    (lambda: E.sub(E.neg(x), y), "-x - y"),
+]
+
+
+@pytest.mark.parametrize("build, expected", PATTERNS + DERIVATIVES + SCALARS_AND_CALLS,
+                         ids=[e for _, e in PATTERNS + DERIVATIVES + SCALARS_AND_CALLS])
+def test_matrix_notation(build, expected):
+    assert to_str(build()) == expected
+
+
+def test_sum_order_does_not_depend_on_construction_order():
+    first = E.add(E.transpose(A), A, E.neg(B))
+    second = E.add(E.neg(B), A, E.transpose(A))
+    assert to_str(first) == to_str(second) == "A + A' - B"
+
+
+# ---------------------------------------------------------------------------
+# Index notation for results of order >= 3 and products with no matrix form
+
+
+def test_derivative_of_matrix_vector_product_wrt_matrix():
+    # d(W*x)/dW[i,j,k] = δ(i,j) x(k): (x[2] δ(m)[0,1] -> 0,1,2)
+    g = E.product([(E.eye(m), (0, 1)), (x, (2,))], (0, 1, 2))
+    assert to_str(g) == "δ(i,j)*x(k)"
+    assert to_latex(g) == r"\delta_{ij} x_{k}"
+
+
+def test_index_notation_keeps_matrix_forms_of_subexpressions():
+    u = E.add(mv(W, x), b)
+    g = E.product([(E.apply("step", u), (0,)), (E.eye(m), (0, 1)), (x, (2,))], (0, 1, 2))
+    assert to_str(g) == "δ(i,j)*step(W*x + b)(i)*x(k)"
+    g2 = E.product([(u, (0,)), (A, (2, 1))], (0, 1, 2))
+    assert to_str(g2) == "(W*x + b)(i)*A(k,j)"
+
+
+def test_index_notation_sums_and_summed_indices():
+    T = E.product([(E.eye(n), (0, 1)), (x, (2,))], (0, 1, 2))
+    S = E.product([(A, (0, 3)), (B, (3, 1)), (x, (2,))], (0, 1, 2))
+    assert to_str(E.add(T, S)) in ("δ(i,j)*x(k) + A(i,l)*B(l,j)*x(k)",
+                                   "A(i,l)*B(l,j)*x(k) + δ(i,j)*x(k)")
+    assert to_str(E.apply("tanh", T)) == "tanh(δ(i,j)*x(k))"
+
+
+def test_order_three_transposed_factor_is_indexed_in_place():
+    g = E.product([(A, (1, 0)), (x, (2,))], (0, 1, 2))
+    assert to_str(g) == "A(j,i)*x(k)"
+
+
+# ---------------------------------------------------------------------------
+# Every node type, unknown types, precedence table
+
+
+def one_of_each():
+    """One example of every core node type (and the node types covered)."""
+    examples = [
+        x, E.num(3), E.zeros((n,)), E.ones((n,)), E.eye(n), E.add(x, y), E.einsum("ij,j->i", A, x),
+        E.apply("exp", x), E.power(x, E.num(3)), E.maximum(x, y), E.minimum(x, y), E.inv(A),
+        E.det(A), E.logdet(A), E.softmax(x), E.logsumexp(x), E.norm1(x), E.norm2(x),
+    ]
+    return examples
+
+
+def test_every_node_type_prints_in_both_printers():
+    seen = set()
+    for node in one_of_each():
+        seen.add(type(node))
+        assert to_str(node)
+        assert to_latex(node) and to_latex(node, bold=True)
+    assert seen == set(E.NODE_TYPES)
+
+
+class _Unknown(E.Node):
+    __slots__ = ()
+
+    def __init__(self):
+        self._init(())
+
+
+def test_unknown_node_types_raise():
+    with pytest.raises(TypeError):
+        to_str(_Unknown())
+    with pytest.raises(TypeError):
+        to_latex(_Unknown())
+    with pytest.raises(TypeError):
+        to_str(E.einsum("i,->i", x, _Unknown()))
+
+
+def test_unknown_ast_nodes_raise():
+    class Odd(M.Ast):
+        kind = M.SCALAR
+
+    with pytest.raises(TypeError):
+        render(Odd())
+
+
+def test_one_precedence_table_covers_every_ast_node():
+    for cls in (M.Leaf, M.Call, M.Transpose, M.Neg, M.Power, M.MatMul, M.Hadamard, M.Scaled,
+                M.Add, M.Indexed):
+        assert cls in M.PRECEDENCE
+
+
+def test_long_products_are_combined_greedily():
+    # eight factors: past the exhaustive search, still a matrix chain
+    mats = [E.var(f"M{k}", (n, n)) for k in range(8)]
+    labels = [(k, k + 1) for k in range(8)]
+    labels = [(0, 2)] + [(k + 2, k + 3) for k in range(6)] + [(8, 1)]
+    g = E.product(list(zip(mats, labels)), (0, 1))
+    assert to_str(g) == "M0*M1*M2*M3*M4*M5*M6*M7"
