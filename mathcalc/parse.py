@@ -1,0 +1,609 @@
+"""Text -> core expression node: the grammar, syntax errors, calls, lowering.
+
+The pipeline, each step without recursion so that deep or long input cannot
+overflow the stack:
+
+1. ``_checked_text``: a string, not too long, not empty.
+2. lark (LALR, ``grammar/mathcalc.lark``) builds a parse tree; every lark
+   exception becomes a ParseError in ``_syntax_error`` (the one place).
+3. ``_TermBuilder`` turns the parse tree into ``shapes.Term`` nodes with their
+   positions: left-associative chains (``x+x+...+x``, ``A*B*C``) become one
+   n-ary term, calls are looked up in one table (element-wise functions from
+   ``functions.lookup`` at parse time, so registered ones work), depth is
+   limited (``MAX_DEPTH``).
+4. ``shapes.infer_shapes`` gives every term a kind (scalar, column, row,
+   matrix) and a shape, or raises ShapeError.
+5. ``_lower`` builds the node with the constructors of ``expr.py`` only: a
+   product chain becomes one einsum, a sum chain one ``add``.
+
+User text never reaches eval, exec, sympify or parse_expr.
+
+Decisions worth knowing:
+
+- ``A^T`` is the transpose when the ``T`` is not followed by a name
+  character; ``A^Tx`` is a ParseError (ambiguous: ``A^T*x`` or ``A^(Tx)``).
+- ``2.`` is not a number, so ``2.*x`` is ``2 .* x`` and ``1./x`` is ``1 ./ x``.
+- Operator nesting deeper than ``MAX_DEPTH`` (parentheses alone do not count,
+  nor left-associative chains) is a ParseError: later stages (printing,
+  differentiation) may recurse over the tree.
+- Text longer than ``MAX_LENGTH`` characters is a ParseError (lark needs about
+  15 µs a token, so this bounds the time to about 1.5 s).
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import re
+import unicodedata
+from fractions import Fraction
+from pathlib import Path
+
+from . import expr as E
+from . import functions
+from .errors import MathcalcError, ParseError, ShapeError
+from .shapes import (BUILTIN_CALLS, CALL_TABLES, PRODUCT_OPS, C, M, R, S, Term, infer_shapes,
+                     iter_postorder)
+
+MAX_DEPTH = 200
+MAX_LENGTH = 100_000
+MAX_NUMBER_DIGITS = 1000  # digits of a literal, and size of its exponent
+MAX_CONSTANT_BITS = 10_000  # exact constants larger than this are refused (see _check_bits)
+
+# Names that are constants, not variables.
+IDENTITY_NAMES = ("I", "eye")
+SIZED = ("eye", "ones", "zeros")
+FILLED = ("vector", "matrix")
+NOT_VARIABLES = set(IDENTITY_NAMES) | set(FILLED)
+
+
+# ---------------------------------------------------------------------------
+# The grammar, loaded relative to the package (installed) or the source tree.
+
+_LARK = None
+
+
+def _grammar_text() -> str:
+    try:
+        from importlib.resources import files
+
+        return (files("mathcalc.grammar") / "mathcalc.lark").read_text(encoding="utf-8")
+    except (ImportError, FileNotFoundError, ModuleNotFoundError, TypeError, OSError):
+        path = Path(__file__).resolve().parent.parent / "grammar" / "mathcalc.lark"
+        return path.read_text(encoding="utf-8")
+
+
+def parser():
+    """The Lark parser, built once."""
+    global _LARK
+    if _LARK is None:
+        from lark import Lark
+
+        _LARK = Lark(_grammar_text(), parser="lalr", propagate_positions=True,
+                     maybe_placeholders=True)
+    return _LARK
+
+
+# ---------------------------------------------------------------------------
+# Entry point
+
+
+def parse_text(text, shapes: dict | None = None):
+    """Parse ``text`` into a core node; return ``(node, env)``.
+
+    ``shapes`` maps variable names to declared shapes (as users give them).
+    ``env`` maps every variable to its shape: those of the text in order of
+    first appearance, then declared names that do not occur.
+    Raises ParseError, ShapeError or MathcalcError, nothing else.
+    """
+    text = _checked_text(text)
+    declared = _declared(shapes or {})
+    root = parse_terms(text)
+    env = infer_shapes(root, text, declared)
+    return _lower(root, text), env
+
+
+def parse_terms(text: str) -> Term:
+    """The syntax tree of ``text`` (positions kept), or a ParseError."""
+    from lark.exceptions import LarkError
+
+    try:
+        tree = parser().parse(text)
+    except LarkError as exc:
+        raise _syntax_error(exc, text) from None
+    except RecursionError:  # pragma: no cover - lark's parser is iterative
+        raise ParseError("expression nested too deeply", text, 1, 1) from None
+    return _TermBuilder(text).build(tree)
+
+
+def _checked_text(text) -> str:
+    if not isinstance(text, str):
+        raise MathcalcError(f"expected the expression as a string, got {type(text).__name__}")
+    if len(text) > MAX_LENGTH:
+        raise ParseError(f"expression too long ({len(text)} characters; the limit is "
+                         f"{MAX_LENGTH})", text[:MAX_LENGTH + 1], *_line_col(text, MAX_LENGTH))
+    if not text.strip():
+        raise ParseError("empty expression: expected an operand", text, *_line_col(text, 0))
+    return text
+
+
+def _declared(shapes: dict) -> dict:
+    from .expression import normalise_shape
+
+    if not isinstance(shapes, dict):
+        raise MathcalcError(f"shapes must be a dict of name -> shape, not {type(shapes).__name__}")
+    declared = {}
+    for name, shape in shapes.items():
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise MathcalcError(f"{name!r} is not a variable name (letters, digits and _, "
+                                "not starting with a digit)")
+        if name in NOT_VARIABLES:
+            raise ShapeError(f"{name!r} is reserved ({_reserved_words(name)}) and cannot be "
+                             "declared as a variable")
+        declared[name] = normalise_shape(name, shape)
+    return declared
+
+
+_NAME = re.compile(r"(?!ᵀ)[^\W\d](?:(?!ᵀ)\w)*")
+
+
+def _reserved_words(name: str) -> str:
+    return "the identity matrix" if name in IDENTITY_NAMES else f"{name}(c) fills a {name}"
+
+
+def _line_col(text: str, pos: int) -> tuple:
+    pos = max(0, min(pos, len(text)))
+    line = text.count("\n", 0, pos) + 1
+    column = pos - (text.rfind("\n", 0, pos) + 1) + 1
+    return line, column
+
+
+def _error(message: str, text: str, pos: int) -> ParseError:
+    return ParseError(message, text, *_line_col(text, pos))
+
+
+# ---------------------------------------------------------------------------
+# Syntax errors: every lark exception is turned into a ParseError here.
+#
+# Each kind of error has a name, a message and labelled examples (the tests
+# run every example). The classifier reads the offending token and the one
+# before it; that covers every LALR state at once, where lark's
+# ``match_examples`` would need one example per operator and context.
+
+SYNTAX_ERRORS = {
+    "empty": ("empty expression", ["", "   "]),
+    "missing operand": ("expected an operand after '+'",
+                        ["x +", "x *", "-", "x^", "(", "f(x,", "x + * y", "2 ./", "x - )"]),
+    "missing operand at start": ("expected an operand before '*'", ["* x", "+ x", ")", "'"]),
+    "empty parentheses": ("empty parentheses: expected an expression inside", ["()", "x*()"]),
+    "implicit product": ("'2x' needs an explicit product: write 2*x",
+                         ["2x", "3y + 1", "2(x)", "1e3x"]),
+    "missing operator": ("missing operator between 'x' and 'y'",
+                         ["x y", "(x)(y)", "x' y", "2 x", "A x'", "f(x) g(y)", "x 2"]),
+    "unbalanced parenthesis": ("unbalanced parenthesis opened at column 1: expected ')'",
+                               ["(x + y", "((x)", "exp(x", "f(x, y"]),
+    "unexpected ')'": ("unexpected ')': no '(' to close", ["x)", "x + y))", "(x))"]),
+    "unexpected ','": ("unexpected ',' outside a function's arguments", ["x, y", "(x, y)"]),
+    "unexpected character": ("unexpected character '$'",
+                             ["x $ y", "x ! y", "x \x00", "2.", "x\x07", "a → b", "x;"]),
+    "unexpected token": ("unexpected '^'", ["x^'"]),
+}
+
+_OPERAND_END = {"NAME", "NUMBER", "RPAR", "TRANSPOSE"}
+_OPERAND_START = {"NAME", "NUMBER", "LPAR"}
+_OPERATORS = {"PLUS", "MINUS", "MULOP", "POW", "EPOW", "LPAR", "COMMA"}
+
+
+def _syntax_error(exc, text: str) -> ParseError:
+    from lark.exceptions import UnexpectedCharacters, UnexpectedToken
+
+    if isinstance(exc, UnexpectedCharacters):
+        return _character_error(text, exc.pos_in_stream)
+    if isinstance(exc, UnexpectedToken):
+        token = exc.token
+        at_end = token.type == "$END"
+        pos = len(text.rstrip()) if at_end else token.start_pos
+        return _token_error(text, pos, None if at_end else token)
+    return _error(f"cannot parse the expression ({type(exc).__name__})", text, 0)
+
+
+def _character_error(text: str, pos: int) -> ParseError:
+    ch = text[pos] if pos < len(text) else ""
+    if ch and unicodedata.category(ch)[0] in "CZ" and not ch.isspace() or ch in "\x0b\x0c":
+        return _error(f"unexpected control character U+{ord(ch):04X}", text, pos)
+    if ch == "." and (pos + 1 >= len(text) or not text[pos + 1].isdigit()):
+        return _error("unexpected '.': numbers are written 0.5 or 2, element-wise operators "
+                      ".* ./ .^", text, pos)
+    return _error(f"unexpected character {ch!r}", text, pos)
+
+
+def _tokens_before(text: str, pos: int) -> list:
+    """The tokens of ``text`` that start before ``pos`` (the text there lexed fine)."""
+    from lark.exceptions import LarkError
+
+    tokens = []
+    try:
+        for token in parser().lex(text[:pos]):
+            tokens.append(token)
+    except LarkError:  # pragma: no cover - the parser already lexed this far
+        pass
+    return tokens
+
+
+def _token_error(text: str, pos: int, token) -> ParseError:
+    before = _tokens_before(text, pos)
+    prev = before[-1] if before else None
+    kind = token.type if token is not None else "$END"
+    shown = str(token) if token is not None else ""
+    if prev is None or prev.type in _OPERATORS:
+        if prev is not None and prev.type == "LPAR" and kind == "RPAR":
+            return _error("empty parentheses: expected an expression inside", text, pos)
+        if prev is None:
+            return _error(f"expected an operand before {shown!r}", text, pos)
+        after = "the argument separator ','" if prev.type == "COMMA" else repr(str(prev))
+        found = f", found {shown!r}" if token is not None else ""
+        return _error(f"expected an operand after {after}{found}", text, pos)
+    if prev.type in _OPERAND_END and kind in _OPERAND_START:
+        return _missing_operator(text, prev, token)
+    if kind == "RPAR" and _open_parens(before) == []:
+        return _error("unexpected ')': no '(' to close", text, pos)
+    if kind == "COMMA":
+        return _error("unexpected ',' outside a function's arguments", text, pos)
+    if kind == "$END":
+        opened = _open_parens(before)
+        if opened:
+            line, column = _line_col(text, opened[-1])
+            where = f"column {column}" if line == _line_col(text, pos)[0] else \
+                f"line {line}, column {column}"
+            return _error(f"unbalanced parenthesis opened at {where}: expected ')'", text, pos)
+        return _error("unexpected end of the expression", text, pos)
+    return _error(f"unexpected {shown!r}", text, pos)
+
+
+def _open_parens(tokens) -> list:
+    """Offsets of the '(' still open after ``tokens``."""
+    opened = []
+    for token in tokens:
+        if token.type == "LPAR":
+            opened.append(token.start_pos)
+        elif token.type == "RPAR" and opened:
+            opened.pop()
+    return opened
+
+
+def _missing_operator(text: str, prev, token) -> ParseError:
+    left, right = str(prev), str(token)
+    if prev.type == "NUMBER" and prev.end_pos == token.start_pos:
+        written = text[prev.start_pos:token.end_pos]
+        return _error(f"{written!r} needs an explicit product: write {left}*{right}", text,
+                      token.start_pos)
+    return _error(f"missing operator between {left!r} and {right!r}; products need an explicit "
+                  f"*: write {left}*{right}", text, token.start_pos)
+
+
+# ---------------------------------------------------------------------------
+# Parse tree -> Terms
+
+
+class _TermBuilder:
+    """Builds Terms from lark's parse tree bottom-up, with an explicit stack."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def build(self, tree) -> Term:
+        from lark import Tree
+
+        results = []
+        stack = [(tree, False)]
+        while stack:
+            node, done = stack.pop()
+            if not isinstance(node, Tree):
+                results.append(node)  # a token, or None for an absent [args]
+            elif done:
+                n = len(node.children)
+                kids = results[len(results) - n:]
+                del results[len(results) - n:]
+                results.append(getattr(self, "_" + node.data)(node, kids))
+            else:
+                stack.append((node, True))
+                stack.extend((child, False) for child in reversed(node.children))
+        term = results[0]
+        return term
+
+    def _limit(self, term: Term) -> Term:
+        if term.depth > MAX_DEPTH:
+            raise _error(f"expression nested too deeply (more than {MAX_DEPTH} levels of "
+                         "operators and functions)", self.text, term.start)
+        return term
+
+    def _number(self, node, kids):
+        (token,) = kids
+        mantissa, _, exponent = str(token).lower().partition("e")
+        if len(mantissa) > MAX_NUMBER_DIGITS or (exponent and
+                                                 abs(int(exponent)) > MAX_NUMBER_DIGITS):
+            raise _error(f"number too long (more than {MAX_NUMBER_DIGITS} digits or an exponent "
+                         f"beyond ±{MAX_NUMBER_DIGITS})", self.text, token.start_pos)
+        return Term("num", value=str(token), start=token.start_pos, end=token.end_pos)
+
+    def _name(self, node, kids):
+        (token,) = kids
+        name = str(token)
+        if name in IDENTITY_NAMES:
+            return Term("identity", value=name, start=token.start_pos, end=token.end_pos)
+        if name in FILLED:
+            raise _error(f"{name} needs an argument: {name}(c) is a {name} with every entry c",
+                         self.text, token.start_pos)
+        return Term("var", value=name, start=token.start_pos, end=token.end_pos)
+
+    def _args(self, node, kids):
+        return [kid for kid in kids if isinstance(kid, Term)]
+
+    def _paren(self, node, kids):
+        lpar, term, rpar = kids
+        term.start, term.end, term.paren = lpar.start_pos, rpar.end_pos, True
+        return term
+
+    def _add(self, node, kids):
+        return self._chain("sum", kids)
+
+    def _mul(self, node, kids):
+        return self._chain("prod", kids)
+
+    def _chain(self, op: str, kids) -> Term:
+        left, token, right = kids
+        if left.op == op and not left.paren:  # extend x+x+... in place: no deep tree
+            left.args.append(right)
+            left.ops.append((str(token), token.start_pos))
+            left.end = right.end
+            left.depth = max(left.depth, right.depth + 1)
+            return self._limit(left)
+        term = Term(op, [left, right], start=left.start, end=right.end, op_pos=token.start_pos)
+        term.ops.append((str(token), token.start_pos))
+        return self._limit(term)
+
+    def _neg(self, node, kids):
+        token, arg = kids
+        if arg.op == "neg" and not arg.paren:  # - - x: count, not nest
+            arg.count += 1
+            arg.start = token.start_pos
+            return arg
+        return self._limit(Term("neg", [arg], start=token.start_pos, end=arg.end))
+
+    def _transpose(self, node, kids):
+        arg, token = kids
+        if arg.op == "transpose" and not arg.paren:  # A'' or A^T^T: count, not nest
+            arg.count += 1
+            arg.end = token.end_pos
+            return arg
+        return self._limit(Term("transpose", [arg], start=arg.start, end=token.end_pos))
+
+    def _pow(self, node, kids):
+        base, token, exponent = kids
+        if str(token) == "^" and exponent.op == "var" and not exponent.paren and \
+                exponent.value.startswith("T") and exponent.start == token.end_pos:
+            raise _error(f"'^{exponent.value}' is ambiguous: write ^T*{exponent.value[1:]} for a "
+                         f"transpose times {exponent.value[1:]}, or ^({exponent.value}) for a "
+                         "power", self.text, token.start_pos)
+        return self._limit(Term("pow", [base, exponent], value=str(token), start=base.start,
+                                end=exponent.end, op_pos=token.start_pos))
+
+    def _call(self, node, kids):
+        name_token, _, args, rpar = kids
+        name = str(name_token)
+        args = args or []
+        start, end = name_token.start_pos, rpar.end_pos
+        if name in SIZED:
+            return self._sized(name, args, start, end)
+        if name in FILLED:
+            self._arity(name, args, 1, start)
+            return self._limit(Term("filled", args, value=name, start=start, end=end))
+        if name == "I":
+            raise _error("I is the identity matrix, not a function: write I alone (sized by "
+                         "context) or eye(n)", self.text, start)
+        if name in BUILTIN_CALLS:
+            self._arity(name, args, BUILTIN_CALLS[name], start)
+        elif functions.lookup(name) is not None:
+            self._arity(name, args, 1, start)
+        else:
+            raise _error(_unknown_function(name), self.text, start)
+        return self._limit(Term("call", args, value=name, start=start, end=end, op_pos=start))
+
+    def _arity(self, name: str, args: list, n: int, pos: int) -> None:
+        if len(args) != n:
+            noun = "argument" if n == 1 else "arguments"
+            raise _error(f"{name} takes {n} {noun}, got {len(args)}", self.text, pos)
+
+    def _sized(self, name: str, args: list, start: int, end: int) -> Term:
+        allowed = (1,) if name == "eye" else (1, 2)
+        if len(args) not in allowed:
+            sizes = "1 argument (a size)" if name == "eye" else "1 or 2 arguments (sizes)"
+            hint = "; write eye alone for an identity sized by context" if name == "eye" else ""
+            raise _error(f"{name} takes {sizes}, got {len(args)}{hint}", self.text, start)
+        dims = tuple(self._dimension(name, arg) for arg in args)
+        return Term("sized", value=(name, dims), start=start, end=end)
+
+    def _dimension(self, name: str, arg: Term):
+        """A size in eye/ones/zeros: a positive int literal or a dimension name."""
+        literal = self.text[arg.start:arg.end].strip("() \t\r\n")
+        if arg.op == "num" and literal.isdigit() and int(literal) > 0:
+            return int(literal)
+        if arg.op == "var" and arg.value.isascii():
+            return arg.value
+        raise _error(f"the sizes in {name}(...) are positive integers or dimension names "
+                     f"(ASCII), not {literal!r}", self.text, arg.start)
+
+
+def _unknown_function(name: str) -> str:
+    known = sorted(set(functions.FUNCTIONS) | set(BUILTIN_CALLS) | set(SIZED) | set(FILLED))
+    close = difflib.get_close_matches(name, known, n=1)
+    if close:
+        return f"unknown function {name!r}; did you mean {close[0]!r}?"
+    return f"unknown function {name!r} (known: {', '.join(known)})"
+
+
+# ---------------------------------------------------------------------------
+# Terms (with shapes) -> core nodes
+
+
+def _lower(root: Term, text: str) -> E.Node:
+    nodes = {}
+    for term in iter_postorder(root):
+        args = [nodes.pop(id(arg)) for arg in term.args]
+        nodes[id(term)] = _LOWER[term.op](term, args, text)
+    return nodes[id(root)]
+
+
+def _lower_num(term, args, text):
+    return E.num(Fraction(term.value))
+
+
+def _lower_var(term, args, text):
+    return E.var(term.value, term.shape)
+
+
+def _lower_identity(term, args, text):
+    return E.eye(term.shape[0])
+
+
+def _lower_sized(term, args, text):
+    name, dims = term.value
+    if name == "eye":
+        return E.eye(dims[0])
+    return E.ones(dims) if name == "ones" else E.zeros(dims)
+
+
+def _lower_filled(term, args, text):
+    return E.hadamard(args[0], E.ones(term.shape))
+
+
+def _lower_neg(term, args, text):
+    return E.neg(args[0]) if term.count % 2 else args[0]
+
+
+def _lower_transpose(term, args, text):
+    # A row vector is the same node as its column: orientation lives in the kinds.
+    return E.transpose(args[0]) if term.count % 2 else args[0]
+
+
+def _lower_sum(term, args, text):
+    terms = []
+    for k, (arg, node) in enumerate(zip(term.args, args)):
+        if arg.kind == S and term.kind != S:  # a scalar broadcasts over the other terms
+            node = E.hadamard(node, E.ones(term.shape))
+        if k and term.ops[k - 1][0] == "-":
+            node = E.neg(node)
+        terms.append(node)
+    return E.add(*terms)
+
+
+def _lower_prod(term, args, text):
+    """A product chain as one einsum: each operand gets labels for its axes."""
+    _check_bits(sum(_bits(node) for node in args), text, term.start)
+    fresh = itertools.count()
+    first = term.args[0]
+    labels = tuple(next(fresh) for _ in first.shape)
+    factors = [(args[0], labels)]
+    kind, out = first.kind, labels
+    for (sym, _), arg, node in zip(term.ops, term.args[1:], args[1:]):
+        own = tuple(next(fresh) for _ in arg.shape)
+        if sym in ("./", "/"):
+            node = E.power(node, E.num(-1))
+        if PRODUCT_OPS[sym] == "matmul" and kind != S and arg.kind != S:
+            own, out, kind = _matmul_labels(kind, out, arg.kind, own)
+        elif kind == S:
+            kind, out = arg.kind, own
+        elif arg.kind != S:  # element-wise: the same labels on both sides
+            own = out
+        factors.append((node, own))
+    return E.product(factors, out)
+
+
+def _matmul_labels(lk, out, rk, own):
+    """Labels of the right operand, and the result's labels and kind, for a product."""
+    if lk == M and rk == M:  # A[i,j] B[j,k] -> [i,k]
+        return (out[1], own[1]), (out[0], own[1]), M
+    if lk == M and rk == C:  # A[i,j] x[j] -> [i]
+        return (out[1],), (out[0],), C
+    if lk == R and rk == M:  # x[i] A[i,k] -> [k]
+        return (out[0], own[1]), (own[1],), R
+    if rk == C:  # row or column times column: inner product
+        return (out[0],), (), S
+    return own, (out[0], own[0]), M  # column times row: outer product
+
+
+def _lower_pow(term, args, text):
+    base, exponent = args
+    _check_power(base, exponent, text, term.op_pos)
+    return E.power(base, exponent)
+
+
+def _lower_call(term, args, text):
+    name = term.value
+    if name in ("max", "min"):
+        return (E.maximum if name == "max" else E.minimum)(*args)
+    (arg,) = args
+    if name == "diag":
+        return E.diag_vector(arg) if term.args[0].kind == M else E.diag_matrix(arg)
+    if name in _MATRIX_FUNCTIONS:
+        return _MATRIX_FUNCTIONS[name](arg)
+    return E.apply(name, arg)
+
+
+_MATRIX_FUNCTIONS = {"sum": E.sum_all, "tr": E.trace, "det": E.det, "logdet": E.logdet,
+                     "inv": E.inv, "norm1": E.norm1, "norm2": E.norm2, "softmax": E.softmax,
+                     "logsumexp": E.logsumexp}
+assert set(_MATRIX_FUNCTIONS) | {"max", "min", "diag"} == set(CALL_TABLES)
+
+_LOWER = {"num": _lower_num, "var": _lower_var, "identity": _lower_identity,
+          "sized": _lower_sized, "filled": _lower_filled, "neg": _lower_neg,
+          "transpose": _lower_transpose, "sum": _lower_sum, "prod": _lower_prod,
+          "pow": _lower_pow, "call": _lower_call}
+
+
+# Exact constants: the core folds numbers exactly (Fractions), so 2^64^... or a
+# long chain of big factors could take unbounded time and memory. Refuse them.
+
+def _bits(node: E.Node) -> int:
+    value = node.value if isinstance(node, E.Num) else \
+        node.coef if isinstance(node, E.Product) else None
+    if isinstance(value, Fraction):
+        return value.numerator.bit_length() + value.denominator.bit_length()
+    return 0
+
+
+def _check_bits(bits: int, text: str, pos: int) -> None:
+    if bits > MAX_CONSTANT_BITS:
+        raise _error("a numeric constant here is too large to compute exactly (more than "
+                     f"{MAX_CONSTANT_BITS} bits)", text, pos)
+
+
+def _check_power(base: E.Node, exponent: E.Node, text: str, pos: int) -> None:
+    if not isinstance(exponent, E.Num):
+        return
+    e = exponent.value
+    if isinstance(base, E.Pow) and isinstance(base.exponent, E.Num) and \
+            isinstance(e, Fraction) and e.denominator == 1:
+        e, base = base.exponent.value * e, base.base  # power() merges (b^p)^q
+    if isinstance(base, E.Num) and isinstance(e, Fraction) and e.denominator == 1 and \
+            abs(e) <= 64:
+        _check_bits(_bits(base) * abs(int(e)), text, pos)
+
+
+# ---------------------------------------------------------------------------
+# ``mathcalc.parse`` is both the public function (api.parse) and the name of
+# this module: importing the module makes the package attribute point here,
+# hiding the function. Calling the module therefore calls the function. The
+# clean fix is in mathcalc/__init__.py: import this module before
+# ``from .api import parse`` so that the function's binding comes last.
+
+class _CallableModule(type(E)):
+    def __call__(self, text, **shapes):
+        from .api import parse
+
+        return parse(text, **shapes)
+
+
+import sys as _sys  # noqa: E402
+
+_sys.modules[__name__].__class__ = _CallableModule
