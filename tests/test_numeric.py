@@ -1,0 +1,366 @@
+"""lambdify: values against the independent reference evaluator, argument checks, fast paths."""
+
+from __future__ import annotations
+
+import timeit
+
+import numpy as np
+import pytest
+import sympy
+
+from evaluate import evaluate
+from mathcalc import expr as E
+from mathcalc.errors import MathcalcError, ShapeError
+from mathcalc.expression import Expr
+from mathcalc.functions import FUNCTIONS, register_function
+from mathcalc.numeric import lambdify
+
+# Distinct sizes so that a missing transpose cannot pass.
+SIZES = {"m": 2, "n": 3, "k": 4, "p": 5}
+
+x = E.var("x", ("n",))
+y = E.var("y", ("n",))
+u = E.var("u", ("m",))
+b = E.var("b", ("m",))
+A = E.var("A", ("n", "n"))
+W = E.var("W", ("m", "n"))
+B = E.var("B", ("n", "k"))
+C = E.var("C", ("k", "p"))
+U = E.var("U", ("m", "k"))
+V = E.var("V", ("n", "k"))
+X = E.var("X", ("m", "n"))
+a = E.var("a", ())
+s = E.var("s", ())
+
+
+def _catalogue():
+    """One node per pattern the lowering distinguishes; every node type occurs."""
+    z = E.add(E.einsum("ij,j->i", W, x), b)
+    r = E.sub(X, E.einsum("ik,jk->ij", U, V))
+    cases = {
+        "matvec": E.einsum("ij,j->i", W, x),
+        "transposed matvec": E.einsum("ij,i->j", W, u),
+        "row vector times matrix": E.einsum("i,ij->j", u, W),
+        "inner": E.einsum("i,i->", x, y),
+        "outer": E.einsum("i,j->ij", u, x),
+        "matmul": E.einsum("ij,jk->ik", W, B),
+        "A' B": E.einsum("ji,jk->ik", X, W),
+        "A B'": E.einsum("ij,kj->ik", W, X),
+        "B' A' as (A B)'": E.einsum("ij,jk->ki", W, B),
+        "frobenius inner": E.einsum("ij,ij->", W, X),
+        "frobenius inner transposed": E.einsum("ij,ji->", A, A),
+        "trace": E.trace(A),
+        "diag of matrix": E.diag_vector(A),
+        "diag(v) * A": E.einsum("ij,jk->ik", E.diag_matrix(x), B),
+        "A * diag(v)": E.einsum("ij,jk->ik", W, E.diag_matrix(x)),
+        "diag(v) alone": E.diag_matrix(u),
+        "hadamard": E.hadamard(W, X),
+        "scalar times matrix": E.hadamard(a, W),
+        "sum all": E.sum_all(W),
+        "row sums": E.einsum("ij,j->i", W, E.ones(("n",))),
+        "broadcast ones": E.einsum("i,j->ij", u, E.ones(("n",))),
+        "sum of ones": E.sum_all(E.ones(("n",))),
+        "quadratic form": E.product([(x, "i"), (A, "ij"), (x, "j")], ""),
+        "matrix chain": E.product([(W, "ij"), (B, "jk"), (C, "kl")], "il"),
+        "chain with vector": E.product([(W, "ij"), (B, "jk"), (C, "kl"), (E.var("w", ("p",)), "l")], "i"),
+        "batched rows": E.einsum("ij,ij->i", W, X),
+        "tensordot": E.einsum("ijk,jk->i", E.product([(W, "ij"), (V, "jk")], "ijk"), V),
+        "identity": E.eye("n"),
+        "eye plus A": E.add(A, E.eye("n")),
+        "kronecker delta order 4": E.product([(E.Delta("m"), "ik"), (V, "pj"), (V, "pl")], "ijkl"),
+        "delta times outer": E.product([(E.Delta("n"), "ij"), (x, "k")], "ijk"),
+        "zeros": E.zeros(("m", "n")),
+        "ones": E.ones(("n",)),
+        "constant plus": E.add(x, E.ones(("n",))),
+        "scaled": E.scale(3, W),
+        "sum": E.add(W, X, E.neg(E.einsum("ik,jk->ij", U, V))),
+        "residual": r,
+        "square": E.power(x, E.num(2)),
+        "cube": E.power(x, E.num(3)),
+        "reciprocal": E.power(x, E.num(-1)),
+        "root": E.power(x, E.num(E.as_number("0.5"))),
+        "inverse root": E.power(x, E.num(E.as_number("-0.5"))),
+        "fractional power": E.power(x, E.num(E.as_number("1.5"))),
+        "scalar power of scalar": E.power(a, s),
+        "elementwise power": E.power(x, y),
+        "max": E.maximum(E.num(0), z),
+        "min": E.minimum(W, X),
+        "inv": E.inv(A),
+        "det": E.det(A),
+        "logdet": E.logdet(A),
+        "softmax": E.softmax(x),
+        "logsumexp": E.logsumexp(x),
+        "norm1": E.norm1(W),
+        "norm2 matrix": E.norm2(W),
+        "norm2 vector": E.norm2(x),
+        "norm2 scalar": E.norm2(a),
+        "number": E.num(E.as_number("2.5")),
+        "variable": W,
+        "scalar variable": a,
+        "transpose": E.transpose(W),
+    }
+    for name in ("exp", "log", "sin", "cos", "tan", "tanh", "sqrt", "abs", "sign", "step",
+                 "sigmoid", "relu", "softplus"):
+        cases[f"apply {name}"] = E.apply(name, x)
+    return cases
+
+
+CASES = _catalogue()
+
+
+# Declared with every case so that dimensions only constants use are bound too.
+ENV = {"x": ("n",), "u": ("m",)}
+
+
+def _values(node, rng, sizes=SIZES):
+    vals = {}
+    for name, shape in Expr(node, ENV).variables.items():
+        shape = tuple(sizes[d] if isinstance(d, str) else d for d in shape)
+        if name == "A":
+            g = rng.standard_normal(shape)
+            vals[name] = g @ g.T / shape[0] + np.eye(shape[0])  # det > 0 for logdet
+        elif name in ("x", "a"):
+            vals[name] = rng.uniform(0.5, 2.0, shape)  # log, sqrt, powers
+        else:
+            vals[name] = rng.standard_normal(shape)
+    return vals
+
+
+def test_catalogue_covers_every_node_type():
+    seen = {type(n) for node in CASES.values() for n in E.walk(node)}
+    assert set(E.NODE_TYPES) <= seen, set(E.NODE_TYPES) - seen
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_lambdify_matches_reference(name):
+    node = CASES[name]
+    rng = np.random.default_rng(1)
+    vals = _values(node, rng)
+    fn = lambdify(Expr(node, ENV))
+    got = fn(**vals)
+    want = evaluate(node, vals, sizes=SIZES)
+    sizes = SIZES
+    assert np.shape(got) == tuple(sizes[d] if isinstance(d, str) else d for d in node.shape)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["matrix chain", "chain with vector", "quadratic form"])
+def test_products_of_many_factors_for_other_sizes(name):
+    """The contraction order may be chosen per size signature: new sizes, same function."""
+    node = CASES[name]
+    fn = lambdify(Expr(node, ENV))
+    for sizes in ({"m": 2, "n": 3, "k": 4, "p": 5}, {"m": 7, "n": 1, "k": 30, "p": 2}):
+        vals = _values(node, np.random.default_rng(2), sizes)
+        np.testing.assert_allclose(fn(**vals), evaluate(node, vals, sizes=sizes), rtol=1e-10)
+
+
+def test_builtin_templates_match_the_function_table():
+    from mathcalc.codegen import _TEMPLATES
+
+    rng = np.random.default_rng(3)
+    v = np.concatenate([rng.uniform(0.1, 3, 5), -rng.uniform(0.1, 3, 5), [0.0, 40.0, -40.0]])
+    for name, entry in FUNCTIONS.items():
+        if not entry.builtin:
+            continue
+        assert name in _TEMPLATES, f"{name} has no numpy template in codegen"
+        fn = lambdify(Expr(E.apply(name, E.var("v", (len(v),)))))
+        with np.errstate(all="ignore"):
+            np.testing.assert_allclose(fn(v=v), entry.numpy(v), rtol=1e-12, equal_nan=True)
+
+
+def test_scalar_result_is_a_float64_scalar():
+    fn = lambdify(Expr(CASES["quadratic form"]))
+    out = fn(x=np.ones(3), A=np.eye(3))
+    assert isinstance(out, np.floating) and np.asarray(out).shape == ()
+    assert out == 3.0
+    assert lambdify(Expr(E.hadamard(a, s)))(a=2.0, s=np.array(3.0)) == 6.0
+
+
+def test_scalars_accept_python_numbers_and_0d_arrays():
+    fn = lambdify(Expr(E.hadamard(a, x)))
+    np.testing.assert_allclose(fn(a=2, x=[1.0, 2.0, 3.0]), [2, 4, 6])
+    np.testing.assert_allclose(fn(a=np.float32(2), x=np.arange(3)), [0, 2, 4])
+
+
+def test_result_never_shares_memory_with_an_argument():
+    w = np.arange(6.0).reshape(2, 3)
+    for node in (W, E.transpose(W)):
+        out = lambdify(Expr(node))(W=w)
+        assert not np.shares_memory(out, w)
+
+
+def test_dropped_variable_is_accepted_and_shape_checked():
+    # d(u'*W*x)/dx = W'*u: x no longer occurs, but the function takes it.
+    node = E.einsum("ij,i->j", W, u)
+    fn = lambdify(Expr(node, {"x": ("n",)}))
+    w, uv = np.ones((2, 3)), np.array([1.0, 2.0])
+    np.testing.assert_allclose(fn(W=w, u=uv, x=np.zeros(3)), [3.0, 3.0, 3.0])
+    with pytest.raises(ShapeError) as err:
+        fn(W=w, u=uv, x=np.zeros(4))
+    msg = str(err.value)  # whichever of W and x is read second is blamed; both are named
+    assert "'x'" in msg and "'W'" in msg and "(2, 3)" in msg and "(m, n)" in msg
+    with pytest.raises(ShapeError, match="missing argument 'x'"):
+        fn(W=w, u=uv)
+
+
+# ---------------------------------------------------------------------------
+# Argument errors
+
+
+@pytest.fixture
+def matvec():
+    return lambdify(Expr(E.add(E.einsum("ij,j->i", W, x), b)))
+
+
+def test_wrong_size_names_variable_and_both_shapes(matvec):
+    with pytest.raises(ShapeError) as err:
+        matvec(W=np.ones((2, 3)), x=np.ones(4), b=np.ones(2))
+    msg = str(err.value)
+    assert "'x'" in msg and "(4,)" in msg and "(n,)" in msg and "(3,)" in msg
+
+
+def test_wrong_number_of_axes(matvec):
+    with pytest.raises(ShapeError, match=r"'x' must have shape \(n,\).*got shape \(3, 1\)"):
+        matvec(W=np.ones((2, 3)), x=np.ones((3, 1)), b=np.ones(2))
+
+
+def test_never_broadcasts_a_scalar_for_a_vector(matvec):
+    with pytest.raises(ShapeError, match="'b'"):
+        matvec(W=np.ones((2, 3)), x=np.ones(3), b=1.0)
+
+
+def test_scalar_variable_rejects_an_array():
+    fn = lambdify(Expr(E.hadamard(a, x)))
+    with pytest.raises(ShapeError, match=r"'a' must be a scalar.*\(1,\)"):
+        fn(a=np.ones(1), x=np.ones(3))
+
+
+def test_missing_and_extra_arguments(matvec):
+    with pytest.raises(ShapeError, match=r"missing argument 'b' of shape \(m,\)"):
+        matvec(W=np.ones((2, 3)), x=np.ones(3))
+    with pytest.raises(ShapeError, match="unexpected argument.*'z'"):
+        matvec(W=np.ones((2, 3)), x=np.ones(3), b=np.ones(2), z=1.0)
+
+
+def test_a_dimension_gets_one_size_across_arguments():
+    fn = lambdify(Expr(E.einsum("i,i->", x, y)))
+    assert fn(x=np.ones(3), y=np.ones(3)) == 3.0
+    assert fn(x=np.ones(5), y=np.ones(5)) == 5.0  # another size, the same function
+    with pytest.raises(ShapeError) as err:
+        fn(x=np.ones(3), y=np.ones(4))
+    msg = str(err.value)
+    assert "'x'" in msg and "'y'" in msg and "(3,)" in msg and "(4,)" in msg and "(n,)" in msg
+
+
+def test_integer_dimensions_must_match_exactly():
+    z3 = E.var("z", (3,))
+    fn = lambdify(Expr(E.einsum("ij,j->i", E.var("M", (2, 3)), z3)))
+    assert fn(M=np.ones((2, 3)), z=np.ones(3)).shape == (2,)
+    with pytest.raises(ShapeError, match=r"'M' has shape \(3, 3\).*\(2, 3\)"):
+        fn(M=np.ones((3, 3)), z=np.ones(3))
+
+
+def test_dimension_bound_by_no_variable_is_an_error_at_build_time():
+    with pytest.raises(ShapeError, match="dimension 'q'"):
+        lambdify(Expr(E.sum_all(E.ones(("q",)))))
+
+
+# ---------------------------------------------------------------------------
+# Safety: no user text in generated source
+
+
+@pytest.mark.parametrize("hostile", [
+    "__import__('os').system('echo pwned')",
+    "x=1):\n    import os\n#",
+    "lambda",
+    "ﬁ",  # NFKC-normalises to "fi": two names could become one
+    "__class__",
+])
+def test_hostile_variable_names_are_rejected_before_any_code_is_built(hostile, monkeypatch):
+    import builtins
+
+    calls = []
+    real_exec = builtins.exec
+    monkeypatch.setattr(builtins, "exec", lambda *a, **k: calls.append(a) or real_exec(*a, **k))
+    node = E.hadamard(E.var(hostile, ()), x)
+    with pytest.raises(MathcalcError, match="not a plain identifier"):
+        lambdify(Expr(node))
+    assert calls == []
+
+
+def test_names_that_look_internal_do_not_collide():
+    np_, v0, t0 = E.var("np", ("n",)), E.var("v0", ("n",)), E.var("t0", ())
+    node = E.add(E.hadamard(t0, np_), v0, E.hadamard(E.einsum("i,i->", np_, v0), v0))
+    fn = lambdify(Expr(node))
+    vals = {"np": np.array([1.0, 2.0]), "v0": np.array([3.0, 4.0]), "t0": 2.0}
+    np.testing.assert_allclose(fn(**vals), evaluate(node, vals))
+
+
+# ---------------------------------------------------------------------------
+# Fast paths: shared work, BLAS calls, no dense identities
+
+
+def _source(node):
+    return lambdify(Expr(node, ENV)).source
+
+
+def test_shared_subexpression_is_computed_once():
+    z = E.add(E.einsum("ij,j->i", W, x), b)
+    node = E.add(E.product([(E.apply("step", z), "i"), (x, "j")], "ij"),
+                 E.product([(E.apply("relu", z), "i"), (x, "j")], "ij"))
+    src = _source(node)
+    assert src.count(" @ ") == 1  # W*x once
+
+
+def test_common_products_are_blas_calls_not_einsum():
+    for name in ("matvec", "transposed matvec", "matmul", "A' B", "A B'", "quadratic form",
+                 "outer", "inner", "diag(v) * A", "A * diag(v)", "hadamard"):
+        assert "einsum" not in _source(CASES[name]), name
+
+
+def test_diag_inside_a_product_is_a_scaling():
+    src = _source(CASES["diag(v) * A"])
+    assert "eye" not in src and "zeros" not in src and "[:, None]" in src
+
+
+def test_hessian_like_delta_products_fill_blocks_without_a_dense_identity():
+    src = _source(CASES["kronecker delta order 4"])
+    assert "eye" not in src
+    assert "np.zeros(" in src and "np.einsum('abad->abd', " in src  # a diagonal view, filled
+    # Reference: δ_ik (V'V)_jl
+    rng = np.random.default_rng(4)
+    vv = rng.standard_normal((3, 4))
+    got = lambdify(Expr(CASES["kronecker delta order 4"], ENV))(V=vv, x=np.ones(3), u=np.ones(2))
+    want = np.einsum("ik,jl->ijkl", np.eye(2), vv.T @ vv)
+    np.testing.assert_allclose(got, want)
+
+
+def test_tiny_inputs_cost_microseconds():
+    fn = lambdify(Expr(CASES["quadratic form"]))
+    xv, av = np.ones(3), np.eye(3)
+    per_call = min(timeit.repeat(lambda: fn(x=xv, A=av), number=2000, repeat=5)) / 2000
+    assert per_call < 50e-6, f"{per_call * 1e6:.1f} µs per call"
+
+
+def test_lambdify_is_cached_per_expression():
+    e = Expr(CASES["matvec"])
+    assert lambdify(e) is lambdify(Expr(CASES["matvec"]))
+
+
+def test_registered_function_uses_its_numpy_implementation():
+    t = sympy.Symbol("t")
+    register_function("cubic_numeric_test", t ** 3 + t)
+    fn = lambdify(Expr(E.apply("cubic_numeric_test", x)))
+    np.testing.assert_allclose(fn(x=np.array([1.0, 2.0])), [2.0, 10.0])
+
+
+def test_logdet_is_nan_where_det_is_not_positive():
+    fn = lambdify(Expr(E.logdet(A)))
+    assert np.isnan(fn(A=-np.eye(3)))
+    assert fn(A=2 * np.eye(3)) == pytest.approx(3 * np.log(2))
+
+
+def test_softmax_and_logsumexp_do_not_overflow():
+    v = np.array([1000.0, 1000.0, 0.0])
+    np.testing.assert_allclose(lambdify(Expr(E.softmax(x)))(x=v), [0.5, 0.5, 0.0], atol=1e-300)
+    assert lambdify(Expr(E.logsumexp(x)))(x=v) == pytest.approx(1000 + np.log(2))
