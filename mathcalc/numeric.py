@@ -17,6 +17,7 @@ the runtime helpers the generated code may call.
 
 from __future__ import annotations
 
+import builtins
 import keyword
 import random
 import unicodedata
@@ -342,7 +343,8 @@ def lambdify(expr, **shapes):
     source, namespace, name = generate(e, "f", standalone=False)
     filename = f"<mathcalc-lambdify-{len(_CACHE)}>"
     _register_source(filename, source)
-    namespace["__builtins__"] = _SAFE_BUILTINS
+    # Real builtins: numpy's C code imports through the calling frame's builtins.
+    namespace["__builtins__"] = builtins
     exec(compile(source, filename, "exec"), namespace)  # our own generated code, identifiers validated
     fn = namespace[name]
     fn.source = source
@@ -351,11 +353,6 @@ def lambdify(expr, **shapes):
         _CACHE.clear()
     _CACHE[key] = fn
     return fn
-
-
-# The generated code needs only these builtins (for its error messages).
-_SAFE_BUILTINS = {"len": len, "repr": repr, "map": map, "sorted": sorted, "object": object,
-                  "ValueError": ValueError}
 
 
 def _register_source(filename: str, source: str) -> None:
