@@ -638,7 +638,7 @@ class _Solver:
             if s in self.summed and counts[s] == 2 and pl.count(s) == 1 and ql.count(s) == 1:
                 yield from self._contract(p, q, s)
         # Hadamard: the same index set, one shape (the other order gives the same form).
-        if ordered_first and pl and set(pl) == set(ql) and len(set(pl)) == len(pl):
+        if ordered_first and pl and sorted(pl) == sorted(ql) and len(set(pl)) == len(pl):
             qa_oriented = qa if ql == pl else transpose(qa)
             yield (hadamard(pa, qa_oriented), pl)
         # diag(v)*A: a vector's index shared with a matrix (not a plain contraction).

@@ -1,0 +1,216 @@
+"""Round trip: parse_text(to_str(node)) evaluates to the same numbers as node (SPEC 3).
+
+Uses a tiny test-local numpy evaluator over the core node types (einsum over
+Product.factors with einsum_spec), distinct sizes (m=2, n=3, p=4) so a missing
+transpose cannot pass, and random points. Covers the hand-built patterns of
+test_printing.py, the engine's derivatives, and random einsum products.
+"""
+
+import itertools
+import random
+
+import numpy as np
+import pytest
+
+from mathcalc import expr as E
+from mathcalc.functions import FUNCTIONS
+from mathcalc.printing.matrix import to_str
+
+parse_text = pytest.importorskip("mathcalc.parse").parse_text
+
+SIZES = {"m": 2, "n": 3, "p": 4}
+
+
+def evaluate(node, values):
+    """The value of ``node`` with variables bound by name in ``values``."""
+    cache = {}
+    for nd in E.walk(node):
+        cache[nd] = _eval_one(nd, cache, values)
+    return cache[node]
+
+
+def _size(d):
+    return d if isinstance(d, int) else SIZES[d]
+
+
+def _eval_one(nd, cache, values):
+    shape = tuple(_size(d) for d in nd.shape)
+    kids = [cache[k] for k in nd.children()]
+    if isinstance(nd, E.Var):
+        return np.asarray(values[nd.name], dtype=float)
+    if isinstance(nd, E.Num):
+        return np.asarray(float(nd.value))
+    if isinstance(nd, E.Zero):
+        return np.zeros(shape)
+    if isinstance(nd, E.Ones):
+        return np.ones(shape)
+    if isinstance(nd, E.Delta):
+        return np.eye(shape[0])
+    if isinstance(nd, E.Sum):
+        return sum(kids)
+    if isinstance(nd, E.Product):
+        operands = [cache[f] for f, _ in nd.factors]
+        # an index only on ones factors still needs its size: einsum reads it from them
+        return float(nd.coef) * np.einsum(nd.einsum_spec(), *operands) if operands else \
+            float(nd.coef) * np.ones(shape)
+    if isinstance(nd, E.Apply):
+        return FUNCTIONS[nd.fn].numpy(kids[0])
+    if isinstance(nd, E.Pow):
+        return np.power(kids[0], kids[1])
+    if isinstance(nd, E.Max):
+        return np.maximum(*kids)
+    if isinstance(nd, E.Min):
+        return np.minimum(*kids)
+    if isinstance(nd, E.Inv):
+        return np.linalg.inv(kids[0])
+    if isinstance(nd, E.Det):
+        return np.asarray(np.linalg.det(kids[0]))
+    if isinstance(nd, E.LogDet):
+        return np.asarray(np.log(np.linalg.det(kids[0])))
+    if isinstance(nd, E.Softmax):
+        e = np.exp(kids[0] - kids[0].max())
+        return e / e.sum()
+    if isinstance(nd, E.LogSumExp):
+        return np.asarray(np.log(np.exp(kids[0]).sum()))
+    if isinstance(nd, E.Norm1):
+        return np.asarray(np.abs(kids[0]).sum())
+    if isinstance(nd, E.Norm2):
+        return np.asarray(np.sqrt((kids[0] ** 2).sum()))
+    raise TypeError(type(nd).__name__)
+
+
+def variables(node):
+    return {v.name: v.shape for v in E.walk(node) if isinstance(v, E.Var)}
+
+
+def random_values(shapes, rng):
+    """Positive entries (log, sqrt stay defined); square matrices diagonally dominant
+    with a positive diagonal, so inv/det/logdet are defined, yet not symmetric."""
+    out = {}
+    for name, shape in shapes.items():
+        dims = tuple(_size(d) for d in shape)
+        value = rng.uniform(0.1, 1.0, size=dims)
+        if len(dims) == 2 and dims[0] == dims[1]:
+            value = value * 0.3 + 2 * np.eye(dims[0])
+        out[name] = value
+    return out
+
+
+def assert_round_trip(node, seed=0):
+    text = to_str(node)
+    shapes = variables(node)
+    parsed, _ = parse_text(text, shapes)
+    assert parsed.shape == node.shape, text
+    rng = np.random.default_rng(seed)
+    for _ in range(2):
+        values = random_values(shapes, rng)
+        expected, got = evaluate(node, values), evaluate(parsed, values)
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12, err_msg=text)
+
+
+def _hand_built():
+    from test_printing import DERIVATIVES, PATTERNS, SCALARS_AND_CALLS
+
+    return [(expected, build) for build, expected in PATTERNS + DERIVATIVES + SCALARS_AND_CALLS]
+
+
+@pytest.mark.parametrize("expected, build", _hand_built(), ids=[e for e, _ in _hand_built()])
+def test_hand_built_forms_round_trip(expected, build):
+    assert_round_trip(build())
+
+
+# ---------------------------------------------------------------------------
+# The engine's derivatives print back to themselves
+
+
+def _derivative_cases():
+    n, m = "n", "m"
+    A, W, X = E.var("A", (n, n)), E.var("W", (m, n)), E.var("X", (m, n))
+    x, w, z, b, y = E.var("x", (n,)), E.var("w", (n,)), E.var("z", (n,)), E.var("b", (m,)), \
+        E.var("y", (m,))
+
+    def mv(M_, v):
+        return E.einsum("ij,j->i", M_, v)
+
+    return [
+        (E.einsum("i,ij,j->", x, A, x), "x", (n,)),
+        (E.sum_all(E.maximum(E.num(0), E.add(mv(W, x), b))), "W", (m, n)),
+        (E.sum_all(E.maximum(E.num(0), E.add(mv(W, x), b))), "x", (n,)),
+        (E.logdet(A), "A", (n, n)),
+        (E.det(A), "A", (n, n)),
+        (E.trace(E.inv(A)), "A", (n, n)),
+        (E.power(E.norm2(E.sub(mv(X, w), y)), E.num(2)), "w", (n,)),
+        (E.sum_all(E.sub(E.apply("softplus", mv(X, w)), E.hadamard(y, mv(X, w)))), "w", (n,)),
+        (E.logsumexp(z), "z", (n,)),
+        (E.softmax(z), "z", (n,)),
+        (E.apply("tanh", mv(W, x)), "x", (n,)),
+        (E.norm2(x), "x", (n,)),
+        (E.einsum("ij,jk->ik", A, A), "A", (n, n)),
+        (E.trace(E.einsum("ij,jk,kl->il", A, A, A)), "A", (n, n)),
+        (E.sum_all(E.apply("sigmoid", E.einsum("ij,jk->ik", W, A))), "A", (n, n)),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_derivative_cases())))
+def test_engine_derivatives_round_trip(case):
+    diff_node = pytest.importorskip("mathcalc.diff").diff_node
+    f, wrt, shape = _derivative_cases()[case]
+    g = diff_node(f, wrt, shape)
+    if g.rank <= 2:
+        assert_round_trip(g)
+    if f.rank == 0:
+        h = diff_node(g, wrt, shape)  # Hessians too, where of order <= 2
+        if h.rank <= 2:
+            assert_round_trip(h)
+
+
+# ---------------------------------------------------------------------------
+# Random einsum products: the solver's every move, checked numerically
+
+
+def _random_products(count, seed):
+    rnd = random.Random(seed)
+    pool = {
+        ("m",): [E.var("u", ("m",)), E.var("v", ("m",))],
+        ("n",): [E.var("x", ("n",)), E.var("y", ("n",))],
+        ("p",): [E.var("q", ("p",))],
+        ("m", "n"): [E.var("W", ("m", "n")), E.var("X", ("m", "n"))],
+        ("n", "n"): [E.var("A", ("n", "n")), E.var("B", ("n", "n"))],
+        ("n", "p"): [E.var("P", ("n", "p"))],
+        ("p", "m"): [E.var("Q", ("p", "m"))],
+    }
+    dims = ["m", "n", "p"]
+    made = []
+    while len(made) < count:
+        n_labels = rnd.randint(1, 4)
+        label_dims = [rnd.choice(dims) for _ in range(n_labels)]
+        factors = []
+        for _ in range(rnd.randint(1, 4)):
+            rank = rnd.choice([1, 1, 2, 2, 2])
+            labels = tuple(rnd.randrange(n_labels) for _ in range(rank))
+            shape = tuple(label_dims[k] for k in labels)
+            if shape not in pool:
+                continue
+            factors.append((rnd.choice(pool[shape]), labels))
+        if not factors:
+            continue
+        used = sorted({lab for _, labels in factors for lab in labels})
+        out = tuple(rnd.sample(used, k=min(len(used), rnd.randint(0, 2))))
+        made.append(E.product(factors, out, coef=rnd.choice([1, 1, 2, -1])))
+    return made
+
+
+@pytest.mark.parametrize("k", range(200))
+def test_random_products_round_trip(k):
+    node = _random_products(200, seed=1234)[k]
+    assert_round_trip(node, seed=k)
+
+
+def test_random_sums_of_products_round_trip():
+    nodes = _random_products(300, seed=99)
+    by_shape = {}
+    for nd in nodes:
+        by_shape.setdefault(nd.shape, []).append(nd)
+    for shape, group in by_shape.items():
+        for first, second in itertools.islice(zip(group, group[1:]), 10):
+            assert_round_trip(E.add(first, E.neg(second)))
