@@ -61,7 +61,8 @@ def assert_derivative(f, wrt: str, expected, values: dict | None = None, seed: i
                      f"derived {result.left:.10g}, claimed {result.right:.10g}")
         lines.append("  at the point")
         for name, value in result.point.items():
-            lines.append(f"    {name} = {_array(value)}")
+            prefix = f"    {name} = "
+            lines.append(prefix + _array(value, len(prefix)))
     raise AssertionError("\n".join(lines))
 
 
@@ -78,10 +79,10 @@ def _shape(shape) -> str:
     return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
 
-def _array(value) -> str:
+def _array(value, indent: int) -> str:
     text = np.array2string(np.asarray(value), precision=4, suppress_small=True,
                            max_line_width=100)
-    return text.replace("\n", "\n      ")
+    return text.replace("\n", "\n" + " " * indent)
 
 
 if pytest is not None:
