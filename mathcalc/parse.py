@@ -27,12 +27,14 @@ Decisions worth knowing:
   nor left-associative chains) is a ParseError: later stages (printing,
   differentiation) may recurse over the tree.
 - Text longer than ``MAX_LENGTH`` characters is a ParseError (lark needs about
-  15 µs a token, so this bounds the time to about 1.5 s).
+  20 µs a token; this bounds the time to about a second).
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import gc
 import itertools
 import re
 import unicodedata
@@ -46,9 +48,9 @@ from .shapes import (BUILTIN_CALLS, CALL_TABLES, PRODUCT_OPS, C, M, R, S, Term, 
                      iter_postorder)
 
 MAX_DEPTH = 200
-MAX_LENGTH = 100_000
+MAX_LENGTH = 50_000
 MAX_NUMBER_DIGITS = 1000  # digits of a literal, and size of its exponent
-MAX_CONSTANT_BITS = 10_000  # exact constants larger than this are refused (see _check_bits)
+MAX_CONSTANT_BITS = 13_000  # exact constants larger than this are refused (see _check_bits)
 
 # Names that are constants, not variables.
 IDENTITY_NAMES = ("I", "eye")
@@ -79,7 +81,9 @@ def parser():
     if _LARK is None:
         from lark import Lark
 
-        _LARK = Lark(_grammar_text(), parser="lalr", propagate_positions=True,
+        # Positions are read from the tokens by _TermBuilder: lark's
+        # propagate_positions would double the parse time for nothing.
+        _LARK = Lark(_grammar_text(), parser="lalr", propagate_positions=False,
                      maybe_placeholders=True)
     return _LARK
 
@@ -98,9 +102,30 @@ def parse_text(text, shapes: dict | None = None):
     """
     text = _checked_text(text)
     declared = _declared(shapes or {})
-    root = parse_terms(text)
-    env = infer_shapes(root, text, declared)
-    return _lower(root, text), env
+    with _no_gc():
+        root = parse_terms(text)
+        env = infer_shapes(root, text, declared)
+        try:
+            return _lower(root, text), env
+        except MathcalcError:
+            raise
+        except (ValueError, OverflowError, ZeroDivisionError) as exc:
+            # A last guard (the checks in _lower should prevent it): arithmetic on
+            # constants the core cannot represent.
+            raise MathcalcError(f"cannot build the expression: {exc}") from None
+
+
+@contextlib.contextmanager
+def _no_gc():
+    """Pause the cyclic garbage collector: parsing allocates many small acyclic
+    objects, and its full collections made long inputs slow down quadratically."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def parse_terms(text: str) -> Term:
@@ -171,22 +196,36 @@ def _error(message: str, text: str, pos: int) -> ParseError:
 # ``match_examples`` would need one example per operator and context.
 
 SYNTAX_ERRORS = {
-    "empty": ("empty expression", ["", "   "]),
-    "missing operand": ("expected an operand after '+'",
-                        ["x +", "x *", "-", "x^", "(", "f(x,", "x + * y", "2 ./", "x - )"]),
-    "missing operand at start": ("expected an operand before '*'", ["* x", "+ x", ")", "'"]),
-    "empty parentheses": ("empty parentheses: expected an expression inside", ["()", "x*()"]),
-    "implicit product": ("'2x' needs an explicit product: write 2*x",
-                         ["2x", "3y + 1", "2(x)", "1e3x"]),
-    "missing operator": ("missing operator between 'x' and 'y'",
-                         ["x y", "(x)(y)", "x' y", "2 x", "A x'", "f(x) g(y)", "x 2"]),
-    "unbalanced parenthesis": ("unbalanced parenthesis opened at column 1: expected ')'",
-                               ["(x + y", "((x)", "exp(x", "f(x, y"]),
-    "unexpected ')'": ("unexpected ')': no '(' to close", ["x)", "x + y))", "(x))"]),
-    "unexpected ','": ("unexpected ',' outside a function's arguments", ["x, y", "(x, y)"]),
-    "unexpected character": ("unexpected character '$'",
-                             ["x $ y", "x ! y", "x \x00", "2.", "x\x07", "a → b", "x;"]),
-    "unexpected token": ("unexpected '^'", ["x^'"]),
+    # name: (the message, as a regular expression; labelled examples)
+    "empty": (r"empty expression", ["", "   ", "\n"]),
+    "missing operand": (r"expected an operand after (the argument separator )?'\S+'",
+                        ["x +", "x *", "-", "x^", "(", "f(x,", "x + * y", "2 ./", "x - )",
+                         "x^'", "max(x,)"]),
+    "missing operand at start": (r"expected an operand before ('\S+'|\"'\")",
+                                 ["* x", "+ x", ")", "'", ", x"]),
+    "empty parentheses": (r"empty parentheses", ["()", "x*()"]),
+    "implicit product": (r"'\w+' needs an explicit product: write \w+\*\w+",
+                         ["2x", "3y + 1", "1e3x", "x + 2A"]),
+    "missing operator": (r"missing operator (between '.+' and '.+'|before '.+'); products need "
+                         r"an explicit \*",
+                         ["x y", "(x)(y)", "x' y", "2 x", "A x'", "f(x) g(y)", "x 2", "2(x)"]),
+    "unbalanced parenthesis": (r"unbalanced parenthesis opened at (line \d+, )?column \d+: "
+                               r"expected '\)'", ["(x + y", "((x)", "exp(x", "f(x, y", "(x\n+ y"]),
+    "unexpected ')'": (r"unexpected '\)': no '\(' to close", ["x)", "x + y))", "(x))"]),
+    "unexpected ','": (r"unexpected ',' outside a function's arguments", ["x, y", "(x, y)"]),
+    "unexpected character": (r"unexpected (character '.+'|control character U\+[0-9A-F]{4}|'\.')",
+                             ["x $ y", "x ! y", "x \x00", "2.", "x\x07", "a → b", "x;", "x\x1c"]),
+    "ambiguous ^T": (r"'\^T\w+' is ambiguous", ["A^Tx", "A^Tb + c"]),
+    "unknown function": (r"unknown function '\w+'", ["foo(x)", "sigmod(x)", "x(2)"]),
+    "wrong arity": (r"\w+ takes .+ got \d+", ["max(x)", "exp(x, y)", "tr()", "ones(1, 2, 3)",
+                                                "eye()", "vector(a, b)"]),
+    "bad size": (r"the sizes in \w+\(\.\.\.\) are", ["ones(x+1)", "eye(0)", "zeros(2.5)"]),
+    "reserved name": (r"(needs an argument|is the identity matrix, not a function)",
+                      ["vector", "matrix + 1", "I(3)"]),
+    "too deep": (r"nested too deeply", ["-(" * 300 + "x" + ")" * 300, "exp(" * 300 + "x" + ")" * 300]),
+    "too long": (r"expression too long", ["x+" * 30000 + "x"]),
+    "too large": (r"(number too long|too large to compute exactly)",
+                  ["1e5000", "((2^64)^64)^64", "1" * 1500]),
 }
 
 _OPERAND_END = {"NAME", "NUMBER", "RPAR", "TRANSPOSE"}
@@ -273,12 +312,15 @@ def _open_parens(tokens) -> list:
 
 def _missing_operator(text: str, prev, token) -> ParseError:
     left, right = str(prev), str(token)
-    if prev.type == "NUMBER" and prev.end_pos == token.start_pos:
-        written = text[prev.start_pos:token.end_pos]
-        return _error(f"{written!r} needs an explicit product: write {left}*{right}", text,
+    if prev.type == "NUMBER" and token.type == "NAME" and prev.end_pos == token.start_pos:
+        return _error(f"'{left}{right}' needs an explicit product: write {left}*{right}", text,
                       token.start_pos)
-    return _error(f"missing operator between {left!r} and {right!r}; products need an explicit "
-                  f"*: write {left}*{right}", text, token.start_pos)
+    if prev.type in ("NAME", "NUMBER"):
+        shown = "(...)" if right == "(" else right
+        return _error(f"missing operator between {left!r} and {right!r}; products need an "
+                      f"explicit *: write {left}*{shown}", text, token.start_pos)
+    return _error(f"missing operator before {right!r}; products need an explicit *", text,
+                  token.start_pos)
 
 
 # ---------------------------------------------------------------------------
@@ -448,18 +490,21 @@ def _unknown_function(name: str) -> str:
 
 def _lower(root: Term, text: str) -> E.Node:
     nodes = {}
+    variables = {}  # one node per variable: building a node hashes it
     for term in iter_postorder(root):
-        args = [nodes.pop(id(arg)) for arg in term.args]
-        nodes[id(term)] = _LOWER[term.op](term, args, text)
+        if term.op == "var":
+            node = variables.get(term.value)
+            if node is None:
+                node = variables[term.value] = E.var(term.value, term.shape)
+        else:
+            args = [nodes.pop(id(arg)) for arg in term.args]
+            node = _LOWER[term.op](term, args, text)
+        nodes[id(term)] = node
     return nodes[id(root)]
 
 
 def _lower_num(term, args, text):
     return E.num(Fraction(term.value))
-
-
-def _lower_var(term, args, text):
-    return E.var(term.value, term.shape)
 
 
 def _lower_identity(term, args, text):
@@ -494,6 +539,7 @@ def _lower_sum(term, args, text):
         if k and term.ops[k - 1][0] == "-":
             node = E.neg(node)
         terms.append(node)
+    _check_bits(_sum_bits(terms), text, term.start)
     return E.add(*terms)
 
 
@@ -555,21 +601,44 @@ _MATRIX_FUNCTIONS = {"sum": E.sum_all, "tr": E.trace, "det": E.det, "logdet": E.
                      "logsumexp": E.logsumexp}
 assert set(_MATRIX_FUNCTIONS) | {"max", "min", "diag"} == set(CALL_TABLES)
 
-_LOWER = {"num": _lower_num, "var": _lower_var, "identity": _lower_identity,
+_LOWER = {"num": _lower_num, "identity": _lower_identity,
           "sized": _lower_sized, "filled": _lower_filled, "neg": _lower_neg,
           "transpose": _lower_transpose, "sum": _lower_sum, "prod": _lower_prod,
           "pow": _lower_pow, "call": _lower_call}
 
 
 # Exact constants: the core folds numbers exactly (Fractions), so 2^64^... or a
-# long chain of big factors could take unbounded time and memory. Refuse them.
+# long chain of big factors could take unbounded time and memory, and a number
+# of more than 4300 digits cannot even be hashed (Python's int-to-str limit).
+# Constants beyond MAX_CONSTANT_BITS are refused before they are built.
+
+def _coef(node: E.Node):
+    if isinstance(node, E.Num):
+        return node.value
+    if isinstance(node, E.Product):
+        return node.coef
+    return None
+
 
 def _bits(node: E.Node) -> int:
-    value = node.value if isinstance(node, E.Num) else \
-        node.coef if isinstance(node, E.Product) else None
+    """Bits of the larger of numerator and denominator of the node's own coefficient."""
+    value = _coef(node)
     if isinstance(value, Fraction):
-        return value.numerator.bit_length() + value.denominator.bit_length()
+        return max(value.numerator.bit_length(), value.denominator.bit_length())
     return 0
+
+
+def _sum_bits(nodes) -> int:
+    """A bound on the bits of the coefficients ``add`` collects from these terms:
+    denominators multiply, numerators grow by a bit per term at most."""
+    coefs = []
+    for node in nodes:
+        for term in (node.terms if isinstance(node, E.Sum) else (node,)):
+            value = _coef(term)
+            coefs.append(value if isinstance(value, Fraction) else Fraction(1))
+    denominators = sum(c.denominator.bit_length() - 1 for c in coefs)
+    numerators = max((abs(c.numerator).bit_length() for c in coefs), default=0)
+    return numerators + denominators + len(coefs).bit_length()
 
 
 def _check_bits(bits: int, text: str, pos: int) -> None:

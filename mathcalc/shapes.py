@@ -481,7 +481,7 @@ class _Inference:
             if prev is first:
                 left = self.as_operand(first)
             else:  # the chain so far: `A*B` in `A*B*x`
-                left = _Operand(self.snippet(term.start, prev.end), kind, dims, None)
+                left = _Operand((term.start, prev.end), kind, dims, None)
             right = self.as_operand(arg)
             kind, dims = self.binary(table_of(sym), sym, left, right, pos)
         term.kind, term.dims = kind, dims
@@ -583,12 +583,12 @@ class _Inference:
         while base.op in ("transpose", "neg") and not base.paren:
             base = base.args[0]
         name = base.value if base.op == "var" else None
-        return _Operand(self.snippet(term.start, term.end), term.kind, term.dims, name)
+        return _Operand((term.start, term.end), term.kind, term.dims, name)
 
     def operand(self, operand: "_Operand", why: bool = True) -> str:
         """``x' (a row vector of length n; x is declared as ('n',))``: text, kind, shape, why."""
         reason = self.why(operand) if why else ""
-        return f"{operand.text} ({self.describe(operand.kind, operand.dims)}{reason})"
+        return f"{self.snippet(*operand.span)} ({self.describe(operand.kind, operand.dims)}{reason})"
 
     def pair(self, left: "_Operand", right: "_Operand") -> tuple:
         """Both operands described; the reason for a variable is given once."""
@@ -597,7 +597,7 @@ class _Inference:
     def clause(self, operand: "_Operand") -> str:
         """``x is a column vector of length n (x is declared as ('n',))``."""
         why = self.why(operand)
-        return (f"{operand.text} is {self.describe(operand.kind, operand.dims)}"
+        return (f"{self.snippet(*operand.span)} is {self.describe(operand.kind, operand.dims)}"
                 + (f" ({why[2:]})" if why else ""))
 
     def why(self, operand: "_Operand") -> str:
@@ -640,10 +640,12 @@ def _matmul_dims(lk, ld, rk, rd):
 
 
 class _Operand:
-    __slots__ = ("text", "kind", "dims", "name")
+    """One side of an operation: its place in the text (sliced only for a message)."""
 
-    def __init__(self, text, kind, dims, name):
-        self.text, self.kind, self.dims, self.name = text, kind, dims, name
+    __slots__ = ("span", "kind", "dims", "name")
+
+    def __init__(self, span, kind, dims, name):
+        self.span, self.kind, self.dims, self.name = span, kind, dims, name
 
 
 def _snippet(text: str, width: int = 40) -> str:
