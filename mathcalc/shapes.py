@@ -451,7 +451,7 @@ class _Inference:
         arg = term.args[0]
         if arg.kind != S:
             raise self.error(f"{term.value}(c) fills every entry with a scalar c, but "
-                             f"{self.clause(arg)}", term.start)
+                             f"{self.clause(self.as_operand(arg))}", term.start)
         rank = 1 if term.value == "vector" else 2
         term.kind = C if rank == 1 else M
         term.dims = tuple(self.dims.new() for _ in range(rank))
