@@ -139,7 +139,7 @@ IDENTITIES = [
        "inv(X)'", domain={"invertible": ["X"]}, print_exact=True),
     _i(f"{MC} §2.1.2 eq. (51) (non-square X, via Jacobi's formula): "
        "∂det(AXB)/∂X = det(AXB)Aᵀ(AXB)⁻ᵀBᵀ", "det(A*X*B)", "X",
-       dict(A=(3, 2), X=(2, 4), B=(4, 3)), "det(A*X*B)*A'*inv(A*X*B)'*B'",
+       dict(A=(2, 3), X=(3, 4), B=(4, 2)), "det(A*X*B)*A'*inv(A*X*B)'*B'",
        domain={"nonzero": ["det(A*X*B)"]}),
     _i(f"{MC} §2.1.2 eq. (51): ∂det(AXB)/∂X = det(AXB)X⁻ᵀ (square, invertible)",
        "det(A*X*B)", "X", dict(A=(3, 3), X=(3, 3), B=(3, 3)), "det(A*X*B)*inv(X)'",
