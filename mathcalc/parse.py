@@ -159,7 +159,8 @@ def _declared(shapes: dict) -> dict:
         raise MathcalcError(f"shapes must be a dict of name -> shape, not {type(shapes).__name__}")
     declared = {}
     for name, shape in shapes.items():
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
+        if not isinstance(name, str) or not _NAME.fullmatch(name) or \
+                _bad_name_char(name) is not None:
             raise MathcalcError(f"{name!r} is not a variable name (letters, digits and _, "
                                 "not starting with a digit)")
         if name in NOT_VARIABLES:
@@ -170,6 +171,14 @@ def _declared(shapes: dict) -> dict:
 
 
 _NAME = re.compile(r"(?!ᵀ)[^\W\d](?:(?!ᵀ)\w)*")
+
+
+def _bad_name_char(name: str):
+    """The index of the first character that may not be in a name, or None."""
+    for i, ch in enumerate(name):
+        if not (ch == "_" or "0" <= ch <= "9" or unicodedata.category(ch).startswith("L")):
+            return i
+    return None
 
 
 def _reserved_words(name: str) -> str:
@@ -214,7 +223,8 @@ SYNTAX_ERRORS = {
     "unexpected ')'": (r"unexpected '\)': no '\(' to close", ["x)", "x + y))", "(x))"]),
     "unexpected ','": (r"unexpected ',' outside a function's arguments", ["x, y", "(x, y)"]),
     "unexpected character": (r"unexpected (character '.+'|control character U\+[0-9A-F]{4}|'\.')",
-                             ["x $ y", "x ! y", "x \x00", "2.", "x\x07", "a → b", "x;", "x\x1c"]),
+                             ["x $ y", "x ! y", "x \x00", "2.", "x\x07", "a → b", "x;", "x\x1c",
+                              "x²", "x٣ + 1"]),
     "ambiguous ^T": (r"'\^T\w+' is ambiguous", ["A^Tx", "A^Tb + c"]),
     "unknown function": (r"unknown function '\w+'", ["foo(x)", "sigmod(x)", "x(2)"]),
     "wrong arity": (r"\w+ takes .+ got \d+", ["max(x)", "exp(x, y)", "tr()", "ones(1, 2, 3)",
@@ -370,13 +380,24 @@ class _TermBuilder:
 
     def _name(self, node, kids):
         (token,) = kids
-        name = str(token)
+        name = self._checked_name(token)
         if name in IDENTITY_NAMES:
             return Term("identity", value=name, start=token.start_pos, end=token.end_pos)
         if name in FILLED:
             raise _error(f"{name} needs an argument: {name}(c) is a {name} with every entry c",
                          self.text, token.start_pos)
         return Term("var", value=name, start=token.start_pos, end=token.end_pos)
+
+    def _checked_name(self, token) -> str:
+        """Names are letters, ASCII digits and _; the lexer's \\w also takes ² or ①."""
+        name = str(token)
+        bad = _bad_name_char(name)
+        if bad is not None:
+            ch = name[bad]
+            hint = "; powers are written x^2" if ch in "⁰¹²³⁴⁵⁶⁷⁸⁹" else ""
+            raise _error(f"unexpected character {ch!r} in the name {name!r}{hint}", self.text,
+                         token.start_pos + bad)
+        return name
 
     def _args(self, node, kids):
         return [kid for kid in kids if isinstance(kid, Term)]
@@ -432,7 +453,7 @@ class _TermBuilder:
 
     def _call(self, node, kids):
         name_token, _, args, rpar = kids
-        name = str(name_token)
+        name = self._checked_name(name_token)
         args = args or []
         start, end = name_token.start_pos, rpar.end_pos
         if name in SIZED:
