@@ -358,6 +358,11 @@ IDENTITIES = [
        dict(a=V3, x=V3), "exp(a'*x)*a"),
     _i("chain rule through a scalar: ∂(xᵀx)²/∂x = 4(xᵀx)x", "(x'*x)^2", "x", dict(x=V3),
        "4*(x'*x)*x"),
+    _i("product rule inside an element-wise function: ∂sum(exp(xxᵀ))/∂x = (E + Eᵀ)x, "
+       "E = exp(xxᵀ)", "sum(exp(x*x'))", "x", dict(x=V3), "(exp(x*x') + exp(x*x')')*x"),
+    _i("product rule inside an element-wise function: ∂sum(tanh(BBᵀ))/∂B = 2(1 - T²)B, "
+       "T = tanh(BBᵀ) (symmetric)", "sum(tanh(B*B'))", "B", dict(B=(2, 3)),
+       "2*(1 - tanh(B*B') .^ 2)*B"),
     _i("element-wise function of a scaled matrix, w.r.t. the scalar", "exp(t*A)", "t",
        dict(t=S, A=(2, 3)), "A .* exp(t*A)", domain={"small": ["t"]}),
     # ---- Jacobians -------------------------------------------------------------------
