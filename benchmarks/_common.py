@@ -60,6 +60,50 @@ def time_call(fn, target=0.08, repeat=5, max_single=1.0):
     return statistics.median(times)
 
 
+def _calibrate(fn, target):
+    t0 = time.perf_counter()
+    fn()
+    first = time.perf_counter() - t0
+    k = max(1, min(10, int(target / max(first, 1e-7))))
+    t0 = time.perf_counter()
+    for _ in range(k):
+        fn()
+    per = (time.perf_counter() - t0) / k
+    return max(1, int(target / max(per, 1e-7)))
+
+
+def time_interleaved(fns, target=0.04, repeat=9):
+    """Median seconds per call of each of ``fns``, their timing loops interleaved.
+
+    On a shared machine the load changes from second to second; timing the
+    functions in alternation makes each one see the same load, so their
+    ratios stay meaningful even when absolute times drift.
+    """
+    numbers = [_calibrate(fn, target) for fn in fns]
+    times = [[] for _ in fns]
+    gc_was = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(repeat):
+            for fn, number, out in zip(fns, numbers, times):
+                t0 = time.perf_counter()
+                for _ in range(number):
+                    fn()
+                out.append((time.perf_counter() - t0) / number)
+    finally:
+        if gc_was:
+            gc.enable()
+    return [statistics.median(t) for t in times]
+
+
+def load_average() -> str:
+    try:
+        with open("/proc/loadavg") as fh:
+            return " ".join(fh.read().split()[:3])
+    except OSError:
+        return "n/a"
+
+
 def time_cold(fn, setup=None, repeat=15, budget=3.0):
     """Median seconds of single calls, each after ``setup()`` (e.g. clearing a cache)."""
     times = []

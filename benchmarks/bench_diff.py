@@ -12,8 +12,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (Timeout, build, diff_fn, fmt_ratio, fmt_time, md_table,  # noqa: E402
-                     printer_available, short_error, time_cold, time_limit)
+from _common import (Timeout, build, diff_fn, find_lambdify, fmt_ratio, fmt_time,  # noqa: E402
+                     md_table, printer_available, short_error, time_cold, time_limit)
+
+LAMBDIFY_LIMIT_S = 10.0
 
 TARGET_MS = 20.0
 
@@ -166,12 +168,14 @@ def bench_chain(ks=(1, 2, 4, 8, 16, 32, 64), log=print):
 
     diff = diff_fn()
     printer = printer_available()
+    lambdify, _ = find_lambdify()
+    lam_skip = None if lambdify else "n/a (no lambdify)"
     rows = []
     series = []
     skip_rest = None
     for k in ks:
         if skip_rest:
-            rows.append([k, skip_rest, "", "", ""])
+            rows.append([k, skip_rest, "", "", "", ""])
             continue
         shapes = {f"W{i}": ("n", "n") for i in range(1, k + 1)}
         shapes["x"] = ("n",)
@@ -191,16 +195,28 @@ def bench_chain(ks=(1, 2, 4, 8, 16, 32, 64), log=print):
                     except Exception as exc:  # noqa: BLE001
                         slen = short_error(exc)
             series.append((k, t, nodes, slen if isinstance(slen, int) else None))
+            lam_cell = lam_skip
+            if lam_cell is None:
+                try:
+                    t0 = time.perf_counter()
+                    with time_limit(LAMBDIFY_LIMIT_S):
+                        lambdify(g)
+                    lam_cell = fmt_time(time.perf_counter() - t0)
+                except Timeout:
+                    lam_cell = f"NOT DONE in {LAMBDIFY_LIMIT_S:g} s (interrupted)"
+                    lam_skip = "skipped (a smaller k did not finish)"
+                except Exception as exc:  # noqa: BLE001
+                    lam_cell = short_error(exc)
             rows.append([k, fmt_time(t), nodes, slen if slen is not None else "n/a (no printer)",
-                         "" if how == "parse" else "built with " + how])
+                         lam_cell, "" if how == "parse" else "built with " + how])
             if t > 10:
                 skip_rest = f"skipped (k={k} took {t:.1f} s)"
         except (Exception, Timeout) as exc:  # noqa: BLE001
-            rows.append([k, short_error(exc), "", "", ""])
+            rows.append([k, short_error(exc), "", "", "", ""])
             skip_rest = "skipped (previous k failed)"
         log(f"  chain k={k}: {rows[-1][1]}")
     table = md_table(["k", "mc.diff w.r.t. W1", "distinct nodes (walk)", "len(str(result))",
-                      "note"], rows)
+                      "lambdify(result), first build", "note"], rows)
     return table, series, growth_verdict(series)
 
 

@@ -153,6 +153,9 @@ def main(argv=None) -> int:
         except Exception:  # noqa: BLE001 - reported by the numeric benchmark
             pass
     before = threadpool_info()
+    from _common import load_average
+
+    load_start = load_average()
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
@@ -223,7 +226,12 @@ def main(argv=None) -> int:
         print("\n".join(sections[-4:]), flush=True)
 
     total = time.perf_counter() - t_start
-    footer = [f"Total benchmark time: {total:.0f} s.", ""]
+    cpu = time.process_time()
+    footer = [f"Total benchmark time: {total:.0f} s wall, {cpu:.0f} s CPU of this process. "
+              f"Load average (1, 5, 15 min) at the start: {load_start}; at the end: "
+              f"{load_average()} (on {os.cpu_count()} cores: a load above 1 means other "
+              "processes shared the machine, which inflates absolute times; the mathcalc and "
+              "hand-numpy loops are interleaved so their ratios see the same load).", ""]
     print("\n".join(footer), flush=True)
     text = "\n".join(header + sections + footer)
     output = args.output or (None if args.quick else str(HERE / "RESULTS.md"))
