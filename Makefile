@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.mathcalc-installed
+BENCH_STAMP := $(VENV)/.mathcalc-bench-installed
 
 KATEX_VERSION := 0.16.22
 KATEX_DIR     := .katex
@@ -19,9 +20,10 @@ run: setup
 test: setup katex
 	$(PY) -m pytest
 
+# The bench extra (threadpoolctl, jax, torch) is large: installed only by `make bench`.
 bench: setup
 	@if [ -f benchmarks/run_all.py ]; then \
-		$(PY) benchmarks/run_all.py; \
+		$(MAKE) --no-print-directory $(BENCH_STAMP) && $(PY) benchmarks/run_all.py $(BENCH_ARGS); \
 	else \
 		echo "make bench: benchmarks/run_all.py does not exist yet (the benchmark task has not landed)"; \
 	fi
@@ -34,6 +36,10 @@ $(PY):
 # Editable install with the test extra: one set-up serves `run` and `test`.
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --disable-pip-version-check -q -e '.[test]'
+	@touch $@
+
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --disable-pip-version-check -q -e '.[test,bench]'
 	@touch $@
 
 # KaTeX for the LaTeX rendering tests, into the git-ignored .katex/.
