@@ -311,11 +311,9 @@ def _fallback_build(text: str, shapes: dict):
 
 def build(text: str, shapes: dict):
     """(Expr, how) for ``text``: through mc.parse when it works, else the fallback."""
-    import mathcalc as mc
-
     if parser_available():
         try:
-            return mc.parse(text, **shapes), "parse"
+            return parse_fn()(text, **shapes), "parse"
         except Exception as exc:  # noqa: BLE001 - reported, then the fallback is tried
             parse_error = short_error(exc)
         expr = _fallback_build(text, shapes)
@@ -369,3 +367,16 @@ def diff_fn():
     from mathcalc import api
 
     return api.diff
+
+
+def parse_fn():
+    """``mc.parse``, or ``mathcalc.api.parse`` when a submodule import has shadowed it
+    (``importlib.import_module("mathcalc.parse")`` rebinds ``mathcalc.parse`` to the module)."""
+    import mathcalc as mc
+
+    fn = getattr(mc, "parse", None)
+    if callable(fn):
+        return fn
+    from mathcalc import api
+
+    return api.parse

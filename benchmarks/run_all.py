@@ -93,6 +93,19 @@ def _versions() -> str:
     return ", ".join(out)
 
 
+def _takes_no_arguments(fn) -> bool:
+    import inspect
+
+    if not callable(fn):
+        return False
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+               for p in params)
+
+
 def _run_parse_bench(log) -> str:
     """benchmarks/bench_parse.py (written by the parser's owner): its figure, or n/a."""
     path = HERE / "bench_parse.py"
@@ -104,8 +117,8 @@ def _run_parse_bench(log) -> str:
         mod = importlib.util.module_from_spec(spec)
         with contextlib.redirect_stdout(buf):
             spec.loader.exec_module(mod)
-            entry = next((getattr(mod, n) for n in ("run", "main", "bench") if
-                          callable(getattr(mod, n, None))), None)
+            entry = next((getattr(mod, n) for n in ("main", "bench", "run") if
+                          _takes_no_arguments(getattr(mod, n, None))), None)
             result = entry() if entry is not None else None
     except SystemExit:
         result = None
