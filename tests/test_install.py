@@ -111,3 +111,10 @@ def test_python_dash_m(installed):
     out = _run([bindir / "python", "-m", "mathcalc", "--version"], cwd=outside,
                env=_clean_env(), timeout=120).stdout
     assert "0.1.0" in out
+
+
+def test_grammar_resource_in_this_environment():
+    """The same mapping in the environment running the tests (an editable install under `make`)."""
+    from importlib.resources import files
+
+    assert files("mathcalc.grammar").joinpath("mathcalc.lark").is_file()
