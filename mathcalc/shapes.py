@@ -588,7 +588,8 @@ class _Inference:
     def operand(self, operand: "_Operand", why: bool = True) -> str:
         """``x' (a row vector of length n; x is declared as ('n',))``: text, kind, shape, why."""
         reason = self.why(operand) if why else ""
-        return f"{self.snippet(*operand.span)} ({self.describe(operand.kind, operand.dims)}{reason})"
+        shown = self.describe(operand.kind, operand.dims)
+        return f"{self.snippet(*operand.span)} ({shown}{reason})"
 
     def pair(self, left: "_Operand", right: "_Operand") -> tuple:
         """Both operands described; the reason for a variable is given once."""
@@ -664,7 +665,8 @@ def _convention_words(name: str) -> str:
     return "names starting with a–g are scalars by convention"
 
 
-_VERBS = {"+": "add", "-": "subtract", ".*": "multiply element-wise", "⊙": "multiply element-wise",
+_VERBS = {"+": "add", "-": "subtract", ".*": "multiply element-wise",
+          "⊙": "multiply element-wise",
           "./": "divide element-wise", ".^": "raise element-wise", "max": "take max of",
           "min": "take min of"}
 

@@ -179,8 +179,8 @@ def test_user_text_never_reaches_eval(monkeypatch):
 # ---------------------------------------------------------------------------
 # Nothing else escapes: random text and random token soups
 
-TOKENS = ["x", "y", "A", "B", "a", "α", "λ", "Tx", "x2", "2", "0.5", ".5", "1e-3", "2.5E+4", "0",
-          "64", "+", "-", "*", "@", "·", "⋅", ".*", "⊙", "./", "/", "^", ".^", "'", "^T", "ᵀ",
+TOKENS = ["x", "y", "A", "B", "a", "α", "λ", "Tx", "x2", "2", "0.5", ".5", "1e-3", "2.5E+4",
+          "0", "64", "+", "-", "*", "@", "·", "⋅", ".*", "⊙", "./", "/", "^", ".^", "'", "^T", "ᵀ",
           "(", ")", ",", " ", "\n", "exp(", "max(", "min(", "sum(", "tr(", "det(", "logdet(",
           "inv(", "norm1(", "norm2(", "diag(", "softmax(", "logsumexp(", "relu(", "eye", "I",
           "eye(3)", "ones(n)", "ones(2,3)", "zeros(m,n)", "vector(", "matrix(", "foo(", "$",
