@@ -402,3 +402,79 @@ def test_grammar_ships_inside_the_package():
     from importlib.resources import files
 
     assert "NUMBER" in (files("mathcalc.grammar") / "mathcalc.lark").read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------
+# Precedence, exhaustively: random scalar trees printed with the fewest
+# parentheses the precedence rules allow must parse back to the same value.
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+SCALARS = {"a": 0.7, "b": 1.3, "c": 0.4}
+LEVEL = {"+": 1, "-": 1, "*": 2, "/": 2, "·": 2, ".*": 2, "neg": 3, "^": 4, ".^": 4}
+APPLY = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "·": np.multiply,
+         ".*": np.multiply, "^": np.power, ".^": np.power}
+
+leaves = st.sampled_from(["a", "b", "c", "2", "0.5"]).map(lambda s: (s, 5))
+trees = st.recursive(
+    leaves,
+    lambda sub: st.one_of(
+        st.tuples(st.sampled_from(sorted(APPLY)), sub, sub),
+        st.tuples(st.just("neg"), sub),
+        st.tuples(st.sampled_from(["exp", "tanh", "sin"]), sub),
+    ),
+    max_leaves=12,
+)
+
+
+def show(tree) -> str:
+    """Text with the fewest parentheses: left-associative levels, right-associative ^."""
+    if len(tree) == 2 and isinstance(tree[1], int):
+        return tree[0]
+    if tree[0] == "neg":
+        return "-" + wrap(tree[1], lambda level: level < LEVEL["neg"])
+    if len(tree) == 2:
+        return f"{tree[0]}({show(tree[1])})"
+    op, left, right = tree
+    level = LEVEL[op]
+    if level == 4:  # base: a postfix expression; exponent: a unary one
+        return f"{wrap(left, lambda l: l <= 4)}{op}{wrap(right, lambda l: l < 3)}"
+    return f"{wrap(left, lambda l: l < level)} {op} {wrap(right, lambda l: l <= level)}"
+
+
+def level_of(tree) -> int:
+    if len(tree) == 2:
+        return 5 if tree[0] != "neg" else LEVEL["neg"]
+    return LEVEL[tree[0]]
+
+
+def wrap(tree, needs_parens) -> str:
+    text = show(tree)
+    return f"({text})" if needs_parens(level_of(tree)) else text
+
+
+def reference(tree):
+    if len(tree) == 2 and isinstance(tree[1], int):
+        return SCALARS.get(tree[0], None) if tree[0] in SCALARS else float(tree[0])
+    if tree[0] == "neg":
+        return -reference(tree[1])
+    if len(tree) == 2:
+        return getattr(np, tree[0])(reference(tree[1]))
+    return APPLY[tree[0]](reference(tree[1]), reference(tree[2]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(trees)
+def test_precedence_round_trip(tree):
+    text = show(tree)
+    with np.errstate(all="ignore"):
+        expected = reference(tree)
+        try:
+            node = p(text, a=(), b=(), c=())
+        except mc.MathcalcError as exc:  # only exact constants too large to fold may fail
+            assert "too large" in str(exc), (text, exc)
+            return
+        got = evaluate(node, SCALARS)
+    np.testing.assert_allclose(float(got), float(expected), rtol=1e-9, equal_nan=True,
+                               err_msg=text)
