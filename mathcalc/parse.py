@@ -358,12 +358,20 @@ class _TermBuilder:
                 n = len(node.children)
                 kids = results[len(results) - n:]
                 del results[len(results) - n:]
-                results.append(getattr(self, "_" + node.data)(node, kids))
+                results.append(self._handler(node.data)(node, kids))
             else:
                 stack.append((node, True))
                 stack.extend((child, False) for child in reversed(node.children))
         term = results[0]
         return term
+
+    def _handler(self, rule: str):
+        """The method for a parse-tree node; a grammar rule without one is a bug, said loudly."""
+        method = getattr(self, "_" + rule, None)
+        if method is None:
+            raise MathcalcError(f"internal error: the grammar rule {rule!r} has no handler "
+                                "in parse._TermBuilder")
+        return method
 
     def _limit(self, term: Term) -> Term:
         if term.depth > MAX_DEPTH:

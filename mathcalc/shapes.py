@@ -88,6 +88,10 @@ class Term:
         return f"Term({self.op}, {self.value!r}, {self.args!r})"
 
 
+TERM_OPS = ("num", "var", "identity", "sized", "filled", "sum", "prod", "neg", "transpose",
+            "pow", "call")
+
+
 def iter_postorder(root: Term):
     """Every term under ``root``, children before parents, in text order; no recursion."""
     stack = [(root, False)]

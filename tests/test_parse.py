@@ -478,3 +478,24 @@ def test_precedence_round_trip(tree):
         got = evaluate(node, SCALARS)
     np.testing.assert_allclose(float(got), float(expected), rtol=1e-9, equal_nan=True,
                                err_msg=text)
+
+
+# ---------------------------------------------------------------------------
+# Nothing drifts out of sync: every grammar rule and every term kind is handled
+
+
+def test_every_grammar_rule_has_a_handler():
+    builder = P._TermBuilder("")
+    for rule in P.parser().rules:
+        if rule.alias or not rule.options.expand1:
+            name = rule.alias or rule.origin.name
+            if name != "start" and not name.startswith("_"):  # _rules are inlined by lark
+                assert builder._handler(name)
+
+
+def test_every_term_kind_is_inferred_and_lowered():
+    from mathcalc import shapes as shapes_module
+
+    for op in shapes_module.TERM_OPS:
+        assert hasattr(shapes_module._Inference, "_dims_" + op), op
+        assert op in P._LOWER or op == "var", op
