@@ -241,3 +241,13 @@ def test_long_products_are_combined_greedily():
     labels = [(0, 2)] + [(k + 2, k + 3) for k in range(6)] + [(8, 1)]
     g = E.product(list(zip(mats, labels)), (0, 1))
     assert to_str(g) == "M0*M1*M2*M3*M4*M5*M6*M7"
+
+
+def test_deep_results_print_without_deep_recursion():
+    # 400 nested layers: recognised and rendered bottom-up, no RecursionError
+    h = x
+    for _ in range(400):
+        h = E.apply("tanh", E.einsum("ij,j->i", A, h))
+    text = to_str(h)
+    assert text.startswith("tanh(A*tanh(A*") and text.count("tanh") == 400
+    assert to_latex(h).count(r"\tanh") == 400

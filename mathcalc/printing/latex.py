@@ -40,7 +40,7 @@ def to_latex(node: E.Node, bold: bool = False) -> str:
     """LaTeX of an expression node (bold vectors and matrices with ``bold=True``)."""
     from .recognise import recognise
 
-    return _Latex(bold).render(recognise(node))
+    return _Latex(bold).render_all(recognise(node))
 
 
 def derivation_latex(f_node: E.Node, wrt_name: str, g_node: E.Node, wrt_shape: tuple,
@@ -54,8 +54,8 @@ def derivation_latex(f_node: E.Node, wrt_name: str, g_node: E.Node, wrt_shape: t
     printer = _Latex(bold)
     wrt = printer.name(wrt_name, len(wrt_shape) > 0)
     f_ast = recognise(f_node)
-    f_tex = printer.render(f_ast)
-    g_tex = printer.render(recognise(g_node))
+    f_tex = printer.render_all(f_ast)
+    g_tex = printer.render_all(recognise(g_node))
     if isinstance(f_ast, M.Leaf):
         return rf"\frac{{\partial {f_tex}}}{{\partial {wrt}}} = {g_tex}"
     return rf"\frac{{\partial}}{{\partial {wrt}}} \left( {f_tex} \right) = {g_tex}"
@@ -128,16 +128,27 @@ _CALLS = {
 class _Latex:
     def __init__(self, bold: bool):
         self.bold = bold
+        self._done: dict = {}  # id -> (ast, text); the ast is kept so its id stays its own
 
     def name(self, name: str, nonscalar: bool) -> str:
         return latex_name(name, self.bold and nonscalar)
 
+    def render_all(self, ast: M.Ast) -> str:
+        """Render bottom-up (no deep recursion on deep results), then the whole."""
+        for part in M.postorder(ast):
+            self.render(part)
+        return self.render(ast)
+
     def render(self, ast: M.Ast) -> str:
-        try:
-            rule = getattr(self, "_" + type(ast).__name__.lower())
-        except AttributeError:
-            raise TypeError(f"LaTeX printer: unknown AST node {type(ast).__name__}") from None
-        return rule(ast)
+        done = self._done.get(id(ast))
+        if done is not None:
+            return done[1]
+        rule = _LATEX_RULES.get(type(ast))
+        if rule is None:
+            raise TypeError(f"LaTeX printer: unknown AST node {type(ast).__name__}")
+        text = rule(self, ast)
+        self._done[id(ast)] = (ast, text)
+        return text
 
     def _sub(self, parent: M.Ast, child: M.Ast, role: str) -> str:
         text = self.render(child)
@@ -251,6 +262,20 @@ class _Latex:
         if isinstance(base, M.Call) and base.name not in ("inv", "norm1", "norm2"):
             return f"{text}_{{{sub}}}"
         return rf"\left( {text} \right)_{{{sub}}}"
+
+
+_LATEX_RULES = {
+    M.Leaf: _Latex._leaf,
+    M.Call: _Latex._call,
+    M.Transpose: _Latex._transpose,
+    M.Neg: _Latex._neg,
+    M.Power: _Latex._power,
+    M.MatMul: _Latex._matmul,
+    M.Hadamard: _Latex._hadamard,
+    M.Scaled: _Latex._scaled,
+    M.Add: _Latex._add,
+    M.Indexed: _Latex._indexed,
+}
 
 
 def _simple_base(ast: M.Ast) -> bool:

@@ -139,6 +139,38 @@ class Indexed(Ast):
     kind: str = field(default=SCALAR)
 
 
+def children(ast: Ast) -> list:
+    """The AST nodes directly under ``ast``."""
+    out = []
+    for value in vars(ast).values():
+        if isinstance(value, Ast):
+            out.append(value)
+        elif isinstance(value, tuple):
+            for item in value:
+                if isinstance(item, Ast):
+                    out.append(item)
+                elif isinstance(item, tuple):  # Add's (sign, term) pairs
+                    out.extend(v for v in item if isinstance(v, Ast))
+    return out
+
+
+def postorder(ast: Ast) -> list:
+    """Every node under ``ast``, children first, without recursion (deep results
+    are rendered bottom-up so no printer recurses deeply)."""
+    order, stack, seen = [], [(ast, False)], set()
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        stack.extend((child, False) for child in children(node))
+    return order
+
+
 # ---------------------------------------------------------------------------
 # The one precedence table (tightest binds highest), as in SPEC section 1:
 # postfix transpose and calls; ^ and .^ (right-assoc); unary minus; all

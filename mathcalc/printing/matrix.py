@@ -33,16 +33,27 @@ def to_str(node) -> str:
     """The matrix-notation text of an expression node."""
     from .recognise import recognise  # recognise ranks candidate forms by render()
 
-    return render(recognise(node))
+    ast = recognise(node)
+    for part in M.postorder(ast):  # bottom-up: deep results never recurse deeply
+        render(part)
+    return render(ast)
 
 
 def render(ast: M.Ast) -> str:
-    """Text of a matrix-notation AST; raises TypeError for an unknown AST node."""
-    try:
-        rule = _RULES[type(ast)]
-    except KeyError:
-        raise TypeError(f"matrix printer: unknown AST node {type(ast).__name__}") from None
-    return rule(ast)
+    """Text of a matrix-notation AST; raises TypeError for an unknown AST node.
+
+    The text is kept on the (immutable) node: forms are ranked by their text
+    many times while a product is recognised.
+    """
+    text = ast.__dict__.get("_text")
+    if text is None:
+        try:
+            rule = _RULES[type(ast)]
+        except KeyError:
+            raise TypeError(f"matrix printer: unknown AST node {type(ast).__name__}") from None
+        text = rule(ast)
+        object.__setattr__(ast, "_text", text)
+    return text
 
 
 def _sub(parent: M.Ast, child: M.Ast, role: str) -> str:
@@ -126,5 +137,9 @@ _TOKEN = re.compile(r"\.\*|\./|\.\^|\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\w+|\S")
 
 def cost(ast: M.Ast) -> tuple:
     """How a candidate form ranks: fewer tokens, then fewer transposes, then the text."""
-    text = render(ast)
-    return (len(_TOKEN.findall(text)), text.count("'"), text)
+    found = ast.__dict__.get("_cost")
+    if found is None:
+        text = render(ast)
+        found = (len(_TOKEN.findall(text)), text.count("'"), text)
+        object.__setattr__(ast, "_cost", found)
+    return found

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 from decimal import Decimal, localcontext
 from fractions import Fraction
-from functools import lru_cache
-
 from .. import expr as E
 from . import mast as M
 from .matrix import cost, render
@@ -35,7 +33,15 @@ _EXHAUSTIVE_LIMIT = 6  # pieces; longer products are combined greedily
 
 def recognise(node: E.Node) -> M.Ast:
     """The matrix-notation AST of ``node``; a top-level vector may come out as a row."""
-    return _Recogniser().top(node)
+    recogniser = _Recogniser()
+    # Children first, so that no rule recurses deeply (results of deep networks).
+    for part in E.walk(node)[:-1]:
+        if part.rank <= 2:
+            try:
+                recogniser.matrix(part)
+            except _NoMatrixForm:
+                pass
+    return recogniser.top(node)
 
 
 # ---------------------------------------------------------------------------
@@ -130,13 +136,27 @@ def _is_reciprocal(ast: M.Ast) -> bool:
 _SYMMETRIC_ROLES = ("eye", "delta")
 
 
-@lru_cache(maxsize=4096)
-def transpose(ast: M.Ast) -> M.Ast:
+_TRANSPOSED: dict = {}  # (text, kind) -> transpose: the text fixes the value
+_PUSH_DEPTH = 12  # how deep transposes are pushed into a form
+
+
+def transpose(ast: M.Ast, depth: int = 0) -> M.Ast:
     """The transpose of ``ast``, in its cheapest spelling.
 
     ``(A*B)'`` is also ``B'*A'``; ``(A + B)'`` is ``A' + B'``; element-wise
     functions commute with it. On a tie the plain ``X'`` wins (``inv(X)'``).
     """
+    key = (render(ast), ast.kind)
+    found = _TRANSPOSED.get(key)
+    if found is None:
+        found = _transpose(ast, depth)
+        if len(_TRANSPOSED) > 20000:
+            _TRANSPOSED.clear()
+        _TRANSPOSED[key] = found
+    return found
+
+
+def _transpose(ast: M.Ast, depth: int) -> M.Ast:
     if ast.kind == M.SCALAR:
         return ast
     if isinstance(ast, M.Transpose):
@@ -146,26 +166,35 @@ def transpose(ast: M.Ast) -> M.Ast:
     if isinstance(ast, M.Call) and ast.name == "diag" and ast.kind == M.MATRIX:
         return ast  # diag(v) is symmetric
     if isinstance(ast, M.Neg):
-        return M.Neg(transpose(ast.arg))
-    candidates = [M.Transpose(ast)] + _pushed_transposes(ast)
+        return M.Neg(transpose(ast.arg, depth))
+    if depth > _PUSH_DEPTH:
+        return M.Transpose(ast)
+    candidates = [M.Transpose(ast)] + _pushed_transposes(ast, depth + 1)
     return min(candidates, key=lambda a: cost(a)[:2])  # min keeps the first on a tie
 
 
-def _pushed_transposes(ast: M.Ast) -> list:
+def _pushed_transposes(ast: M.Ast, depth: int) -> list:
+    def t(a):
+        return transpose(a, depth)
+
     if isinstance(ast, M.MatMul):
-        return [matmul(*[transpose(f) for f in reversed(ast.factors)])]
+        return [matmul(*[t(f) for f in reversed(ast.factors)])]
     if isinstance(ast, M.Hadamard):
-        quotients = [M.Hadamard((M.Leaf("1", M.SCALAR, "number"),), (transpose(d),), _flip(ast.kind))
+        quotients = [M.Hadamard((M.Leaf("1", M.SCALAR, "number"),), (t(d),), _flip(ast.kind))
                      for d in ast.divisors]
-        return [hadamard(*[transpose(f) for f in ast.factors], *quotients)]
+        return [hadamard(*[t(f) for f in ast.factors], *quotients)]
     if isinstance(ast, M.Scaled):
-        return [M.Scaled(ast.number, ast.scalars, transpose(ast.body), ast.divisors)]
+        return [M.Scaled(ast.number, ast.scalars, t(ast.body), ast.divisors)]
+    # Into sums and functions only where a transpose inside could cancel:
+    # tanh(A')' is tanh(A), but tanh(W*x)' is best left as it is.
+    if "'" not in render(ast):
+        return []
     if isinstance(ast, M.Add):
-        return [M.Add(tuple((s, transpose(t)) for s, t in ast.terms), _flip(ast.kind))]
+        return [M.Add(tuple((s, t(term)) for s, term in ast.terms), _flip(ast.kind))]
     if isinstance(ast, M.Call) and (ast.name in ("inv", "max", "min") or _elementwise(ast.name)):
-        return [M.Call(ast.name, tuple(transpose(a) for a in ast.args), _flip(ast.kind))]
+        return [M.Call(ast.name, tuple(t(a) for a in ast.args), _flip(ast.kind))]
     if isinstance(ast, M.Power) and ast.elementwise:
-        return [M.Power(transpose(ast.base), ast.exponent, True, _flip(ast.kind))]
+        return [M.Power(t(ast.base), ast.exponent, True, _flip(ast.kind))]
     if isinstance(ast, M.Leaf) and ast.role in ("ones", "zeros") and ast.kind == M.MATRIX:
         inner = ast.text[ast.text.index("(") + 1:-1].split(", ")
         return [M.Leaf(f"{ast.text[:ast.text.index('(')]}({inner[1]}, {inner[0]})", M.MATRIX, ast.role)]
@@ -550,16 +579,17 @@ class _Solver:
         return tuple(sorted((render(ast), labels) for ast, labels in pieces))
 
     def _solve(self, pieces):
+        """The best (scalars, main) over every sequence of moves (memoised)."""
+        if not self.exhaustive:
+            return self._greedy(pieces)
         key = self._key(pieces)
         if key in self.memo:
             return self.memo[key]
         result = self._terminal(pieces)
         if result is None:
-            moves = self._moves(pieces)
-            if not self.exhaustive and moves:
-                moves = [min(moves, key=lambda m: (cost(m[1] if m[1] is not None else m[0][-1][0])))]
             best, best_cost = None, None
-            for new_pieces, scalar in moves:
+            for used, made in self._moves(pieces):
+                new_pieces, scalar = _apply_move(pieces, used, made)
                 sub = self._solve(new_pieces)
                 if sub is None:
                     continue
@@ -570,6 +600,22 @@ class _Solver:
             result = best
         self.memo[key] = result
         return result
+
+    def _greedy(self, pieces):
+        """For long products: each time the move that makes the cheapest piece."""
+        scalars = []
+        while True:
+            result = self._terminal(pieces)
+            if result is not None:
+                return (tuple(scalars), result[1])
+            moves = self._moves(pieces)
+            if not moves:
+                return None
+            used, made = min(moves, key=lambda m: cost(m[1] if not isinstance(m[1], tuple)
+                                                        else m[1][0]))
+            pieces, scalar = _apply_move(pieces, used, made)
+            if scalar is not None:
+                scalars.append(scalar)
 
     def _terminal(self, pieces):
         if self.rank == 0 and not pieces:
@@ -593,20 +639,25 @@ class _Solver:
         return counts
 
     def _moves(self, pieces) -> list:
-        """Every (new pieces, new scalar or None) one move away; new pieces last."""
+        """Every move from ``pieces``: (indices of the pieces used, new piece or scalar)."""
         counts = self._count(pieces)
         moves = []
         for k, piece in enumerate(pieces):
-            rest = pieces[:k] + pieces[k + 1:]
             for made in self._single(piece, counts):
-                moves.append(_replace(rest, made))
-        for a in range(len(pieces)):
-            for b in range(len(pieces)):
-                if a == b:
-                    continue
-                rest = tuple(p for k, p in enumerate(pieces) if k not in (a, b))
-                for made in self._pair(pieces[a], pieces[b], counts, a < b):
-                    moves.append(_replace(rest, made))
+                moves.append(((k,), made))
+        # Only pieces that share an index combine, or two vectors over output
+        # axes (an outer product); listing just those keeps long products fast.
+        holders: dict = {}
+        for k, (_, labels) in enumerate(pieces):
+            for lab in set(labels):
+                holders.setdefault(lab, []).append(k)
+        groups = list(holders.values())
+        groups.append([k for k, (_, labels) in enumerate(pieces)
+                       if len(labels) == 1 and labels[0] < self.rank])
+        pairs = sorted({(a, b) for group in groups for a in group for b in group if a != b})
+        for a, b in pairs:
+            for made in self._pair(pieces[a], pieces[b], counts, a < b):
+                moves.append(((a, b), made))
         return moves
 
     def _unique_summed(self, lab, counts) -> bool:
@@ -683,8 +734,9 @@ def _is_ones(ast: M.Ast) -> bool:
     return isinstance(ast, M.Leaf) and ast.role == "ones" and ast.kind == M.COLUMN
 
 
-def _replace(rest: tuple, made) -> tuple:
-    """(pieces, scalar): ``made`` is a new piece (ast, labels) or a scalar AST."""
+def _apply_move(pieces: tuple, used: tuple, made) -> tuple:
+    """(new pieces, new scalar or None): ``made`` is a piece (ast, labels) or a scalar AST."""
+    rest = tuple(p for k, p in enumerate(pieces) if k not in used)
     if isinstance(made, tuple):
         return (rest + (made,), None)
     return (rest, made)
