@@ -476,7 +476,7 @@ def test_precedence_round_trip(tree):
             assert "too large" in str(exc), (text, exc)
             return
         got = evaluate(node, SCALARS)
-    np.testing.assert_allclose(float(got), float(expected), rtol=1e-9, equal_nan=True,
+    np.testing.assert_allclose(float(got), float(expected), rtol=1e-9, atol=1e-9, equal_nan=True,
                                err_msg=text)
 
 
