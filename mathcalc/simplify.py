@@ -5,6 +5,13 @@ identities, contract deltas and collect equal terms. What is left here are
 the choices a constructor cannot make locally; each is a named,
 one-directional rule applied bottom-up over the DAG to a fixed point:
 
+- ``distribute_tensor_sums``: a product with a factor that is a sum of
+  tensors of order > 2 (the product rule's terms, which have no matrix form)
+  becomes a sum of products, in which the identities then contract away;
+- ``canonical_transposes``: a transposed element-wise function, inverse
+  or sum is the function of the transpose (``exp(M)' = exp(M')``), and of
+  the two the one with the smaller key is kept, so ``exp(B*B')`` and its
+  transpose are recognised as one (B*B' is symmetric);
 - ``factor_common``: Σ of products sharing a factor becomes one product of
   the factor with a sum: ``A*x + A'*x → (A + A')*x``.
 """
@@ -145,6 +152,8 @@ def _factor_pair(a: E.Node, b: E.Node):
             labels_b, rb = _remainder(cb, fb, rank, kb, keep, rename)
             if labels_a != labels_b:
                 continue  # one side would need a broadcast: no simpler
+            if len(labels_a) > 2:
+                continue  # the sum would be a tensor with no matrix form
             out = tuple(range(rank))
             carried = set(labels_a) | set(la)
             if not set(out) <= carried:
@@ -153,4 +162,71 @@ def _factor_pair(a: E.Node, b: E.Node):
     return None
 
 
-RULES = [factor_common]
+# distribute_tensor_sums stops short of this many terms: a residual chain
+# would otherwise double them at every layer. Past it, index notation stays.
+MAX_DISTRIBUTED_TERMS = 16
+
+
+def distribute_tensor_sums(node: E.Node):
+    """F·(T₁ + T₂) → F·T₁ + F·T₂ when the Tₖ are tensors of order > 2."""
+    if not isinstance(node, E.Product):
+        return None
+    for k, (factor, idx) in enumerate(node.factors):
+        if not isinstance(factor, E.Sum) or factor.rank <= 2:
+            continue
+        if len(factor.terms) > MAX_DISTRIBUTED_TERMS:
+            continue
+        others = [f for j, f in enumerate(node.factors) if j != k]
+        out = tuple(range(node.rank))
+        terms = [E.product(others + [(t, idx)], out, coef=node.coef) for t in factor.terms]
+        return E.add(*[_rewrite(t) for t in terms])
+    return None
+
+
+def transposed(node: E.Node):
+    """node' pushed one level inside, or None where that is not possible."""
+    if node.rank != 2:
+        return None
+    if isinstance(node, E.Apply):
+        return E.apply(node.fn, E.transpose(node.arg))
+    if isinstance(node, E.Inv):
+        return E.inv(E.transpose(node.arg))
+    if isinstance(node, (E.Pow, E.Max, E.Min)):
+        make = {E.Pow: E.power, E.Max: E.maximum, E.Min: E.minimum}[type(node)]
+        return make(E.transpose(node.left), E.transpose(node.right))
+    if isinstance(node, E.Sum):
+        return E.add(*[E.transpose(t) for t in node.terms])
+    return None
+
+
+def _is_plain_transpose(node: E.Node) -> bool:
+    return (isinstance(node, E.Product) and len(node.factors) == 1 and node.coef == 1
+            and node.n_indices == node.rank == 2 and node.factors[0][1] == (1, 0))
+
+
+def _preference(node: E.Node) -> tuple:
+    """Of F' and the function of the transpose, the one people write: inv(X)', not inv(X')."""
+    return (sum(_is_plain_transpose(c) for c in node.children()), node.sort_key())
+
+
+def canonical_transposes(node: E.Node):
+    """Read each order-2 factor F(i,j) as F'(j,i) where F' has the smaller key."""
+    if not isinstance(node, E.Product):
+        return None
+    changed = False
+    factors = []
+    for f, idx in node.factors:
+        t = transposed(f) if len(set(idx)) == 2 else None
+        if t is not None and t.rank == 2:
+            t = simplify(t)
+            if _preference(t) < _preference(f) or (t == f and idx[0] > idx[1]):
+                # (t == f: F is symmetric, so F(j,i) = F(i,j); keep one order)
+                f, idx = t, (idx[1], idx[0])
+                changed = True
+        factors.append((f, idx))
+    if not changed:
+        return None
+    return E.product(factors, tuple(range(node.rank)), coef=node.coef)
+
+
+RULES = [distribute_tensor_sums, canonical_transposes, factor_common]

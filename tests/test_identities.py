@@ -41,27 +41,8 @@ needs_print = pytest.mark.skipif(not (HAVE_PARSE and HAVE_PRINT),
 KNOWN_BUGS: dict = {}
 KNOWN_PRINT_BUGS: dict = {}
 
-# Derivatives whose str() is index notation that does not parse back, although
-# SPEC §3 promises mc.parse(str(g), **shapes) is equivalent to g for results of
-# order <= 2. All share one shape: a product whose factor is a sum of terms of
-# order >= 3 (the product rule's terms, with X's indices in different places,
-# merged by simplify.factor_common), which has no matrix form, so the printer
-# falls back to index notation such as "(B(j,i)*(D*x + e)(k) + ...)*C(j,k)".
-_ROUND_TRIP = ("printer/simplify bug: str() of this order-<=2 derivative is index notation "
-               "(a product with a factored sum of order->=3 product-rule terms) that "
-               "mc.parse rejects with ParseError; SPEC 3 requires it to parse back")
-KNOWN_ROUND_TRIP_BUGS: dict = {
-    ("(B*x + b)'*C*(D*x + e)", "x", 1): _ROUND_TRIP,
-    ("b'*X'*D*X*c", "X", 1): _ROUND_TRIP,
-    ("(x - A*s)'*W*(x - A*s)", "s", 1): _ROUND_TRIP,
-    ("tr(A*X*B*X)", "X", 1): _ROUND_TRIP,
-    ("tr(A*X*B*X'*C)", "X", 1): _ROUND_TRIP,
-    ("logdet(X'*X)", "X", 1): _ROUND_TRIP,
-    ("det(X'*A*X)", "X", 1): _ROUND_TRIP,
-    ("det(X*X)", "X", 1): _ROUND_TRIP,
-    ("sum(exp(x*x'))", "x", 1): _ROUND_TRIP,
-    ("sum(tanh(B*B'))", "B", 1): _ROUND_TRIP,
-}
+# Derivatives whose str() does not parse back (SPEC §3 promises it for order <= 2).
+KNOWN_ROUND_TRIP_BUGS: dict = {}
 
 
 def _key(ident) -> tuple:

@@ -378,11 +378,6 @@ def test_printed_text_parses_back_to_an_equivalent_expression(fw, seed, derivati
     assert rel_error(a, b) < 1e-9, f"{f!r} prints as {text!r}, which reads back differently"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "printer/simplify bug: d/dB sum(exp(B*B')) prints as index notation "
-    "\"(δ(k,i)*B(l,j) + δ(l,i)*B(k,j))*exp(B*B')(k,l)\", which mc.parse rejects "
-    "(ParseError: missing operator before '('); SPEC 3 requires order-<=2 results to parse "
-    "back. Expected a matrix form such as (exp(B*B') + exp(B*B')')*B"))
 def test_gradient_through_an_elementwise_function_of_a_gram_matrix_parses_back():
     """Found by the round-trip property: both factors of B*B' depend on B."""
     import mathcalc as mc
