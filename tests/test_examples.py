@@ -1,0 +1,112 @@
+"""Every script in examples/ runs with the venv's python, exits 0 and prints
+the facts it is there to show (issue 5, section 6).
+
+Each script runs once per session (a module-scoped fixture caches its output)
+and must finish within a few seconds.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+TIME_LIMIT = 20.0  # seconds: generous for a loaded machine; each takes about 1 s alone
+
+_cache: dict[str, tuple[subprocess.CompletedProcess, float]] = {}
+
+
+def run(name: str) -> str:
+    """stdout of examples/NAME, run as a subprocess; fails the test on a non-zero exit."""
+    if name not in _cache:
+        start = time.monotonic()
+        proc = subprocess.run([sys.executable, str(EXAMPLES / name)], capture_output=True,
+                              text=True, cwd=ROOT, timeout=120)
+        _cache[name] = (proc, time.monotonic() - start)
+    proc, seconds = _cache[name]
+    assert proc.returncode == 0, f"{name} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    assert seconds < TIME_LIMIT, f"{name} took {seconds:.1f} s"
+    return proc.stdout
+
+
+SCRIPTS = sorted(p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("test_"))
+
+
+def test_the_expected_examples_exist():
+    assert {"neuron.py", "logistic_newton.py", "mlp_backprop.py", "gaussian_mle.py"} <= set(SCRIPTS)
+    assert (EXAMPLES / "test_my_derivation.py").exists()
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_example_runs_cleanly(name):
+    run(name)
+    proc, _ = _cache[name]
+    assert "FAILED" not in proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+def test_neuron():
+    out = run("neuron.py")
+    # The gradients in matrix notation, for the activation and the loss.
+    assert "d/dw = step(w'*x + b)*x    (shape ('n',))" in out
+    assert "d/db = step(w'*x + b)    (shape ())" in out
+    assert "d/dw = 2*step(w'*x + b)*(max(0, w'*x + b) - y)*x    (shape ('n',))" in out
+    # LaTeX of the whole statement, the generated function, the checks.
+    assert r"\frac{\partial}{\partial w}" in out
+    assert "def dloss_dw(*, w=MISSING, x=MISSING, b=MISSING, y=MISSING" in out
+    assert out.count("check: passed") == 4
+    assert "check at this point, d/dw: passed" in out
+    assert "check at this point, d/db: passed" in out
+    # codegen, lambdify and the hand formula print the same numbers.
+    rows = re.findall(r"dloss/dw \((?:codegen|lambdify|by hand)\)\s*= (.*)", out)
+    assert len(rows) == 3 and len(set(rows)) == 1
+
+
+def test_logistic_newton():
+    out = run("logistic_newton.py")
+    assert "gradient dL/dw = c*w - X'*(y .* sigmoid(-y .* (X*w)))" in out
+    assert "Hessian  d2L/dw2 = c*eye(n) + X'*diag(" in out
+    assert "gradient and Hessian agree with finite differences" in out
+    newton = int(re.search(r"Newton converged in (\d+) iterations", out).group(1))
+    gd = int(re.search(r"gradient descent .* needed (\d+) iterations", out).group(1))
+    assert newton <= 15
+    assert gd > 10 * newton  # the point of Newton's method
+    assert "the two solutions agree: True" in out
+    # The gradient norms Newton printed go to below the tolerance.
+    norms = [float(v) for v in re.findall(r"\|gradient\| ([0-9.e+-]+)", out)]
+    assert norms[-1] < 1e-8 and norms[0] > 1
+
+
+def test_mlp_backprop():
+    out = run("mlp_backprop.py")
+    for p, shape in (("W1", "('h', 'd')"), ("b1", "('h',)"), ("W2", "('o', 'h')"), ("b2", "('o',)")):
+        assert f"dloss/d{p} = " in out
+        assert f"shape {shape}; finite-difference check passed" in out
+    first, last = map(float, re.search(r"loss decreased from ([0-9.]+) to ([0-9.]+)", out).groups())
+    assert last < first / 2
+    assert "at every step" in out
+
+
+def test_gaussian_mle():
+    out = run("gaussian_mle.py")
+    assert out.count("check passed") == 4
+    assert "d/dS = inv(S)' - inv(S)'*(x - m)*(x - m)'*inv(S)'" in out
+    norms = dict(re.findall(r"^  \|d/d(m|S)\| = ([0-9.e+-]+)$", out, re.M))
+    assert float(norms["m"]) < 1e-8 and float(norms["S"]) < 1e-8
+    assert "not a stationary point" in out
+    assert "the gradient vanishes at the MLE: verified" in out
+
+
+def test_my_derivation_example_passes_under_pytest():
+    """The pytest example: the right derivations pass, the wrong one is a strict xfail."""
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           str(EXAMPLES / "test_my_derivation.py")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(r"\b4 passed, 1 xfailed\b", proc.stdout), proc.stdout
