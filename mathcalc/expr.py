@@ -50,6 +50,9 @@ def _digest(*parts) -> bytes:
         if isinstance(part, Node):
             h.update(b"N")
             h.update(part._digest)
+        elif isinstance(part, Fraction):
+            # hex, not repr: Python refuses decimal conversion of huge ints
+            h.update(f"F{part.numerator:x}/{part.denominator:x}".encode())
         elif isinstance(part, bytes):
             h.update(part)
         else:
@@ -688,11 +691,16 @@ def power(base: Node, exponent: Node) -> Node:
     return Pow(base, exponent)
 
 
+# Exact powers are folded only while they stay this small; larger ones stay symbolic.
+MAX_FOLDED_BITS = 16384  # above the parser's own limit on constants
+
+
 def _fold_power(b, e):
     if isinstance(b, Fraction) and isinstance(e, Fraction) and e.denominator == 1:
         if b == 0 and e < 0:
             return None
-        if abs(e.numerator) <= 64:
+        bits = max(b.numerator.bit_length(), b.denominator.bit_length())
+        if abs(e.numerator) <= 64 and bits * abs(e.numerator) <= MAX_FOLDED_BITS:
             return b ** e.numerator
     return None
 

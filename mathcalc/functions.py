@@ -230,6 +230,10 @@ def from_scalar_sympy(s: sympy.Expr, arg: E.Node) -> E.Node:
             return E.power(base, E.num(_fraction(e)))
         if s.base == sympy.E:
             return E.apply("exp", from_scalar_sympy(e, arg))
+    if isinstance(s, (sympy.Max, sympy.Min)) and len(s.args) == 2:
+        make = E.maximum if isinstance(s, sympy.Max) else E.minimum
+        a, b = (E.num(_fraction(t)) if t.is_Rational else from_scalar_sympy(t, arg) for t in s.args)
+        return make(a, b)
     head = s.func
     if head in _SYMPY_HEADS and len(s.args) == 1:
         return E.apply(_SYMPY_HEADS[head], from_scalar_sympy(s.args[0], arg))

@@ -688,22 +688,3 @@ def _check_power(base: E.Node, exponent: E.Node, text: str, pos: int) -> None:
     if isinstance(base, E.Num) and isinstance(e, Fraction) and e.denominator == 1 and \
             abs(e) <= 64:
         _check_bits(_bits(base) * abs(int(e)), text, pos)
-
-
-# ---------------------------------------------------------------------------
-# ``mathcalc.parse`` is both the public function (api.parse) and the name of
-# this module: importing the module makes the package attribute point here,
-# hiding the function. Calling the module therefore calls the function. The
-# clean fix is in mathcalc/__init__.py: import this module before
-# ``from .api import parse`` so that the function's binding comes last.
-
-class _CallableModule(type(E)):
-    def __call__(self, text, **shapes):
-        from .api import parse
-
-        return parse(text, **shapes)
-
-
-import sys as _sys  # noqa: E402
-
-_sys.modules[__name__].__class__ = _CallableModule

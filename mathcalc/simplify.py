@@ -114,9 +114,15 @@ def _fresh_rename(factors, rank, taken, start):
     return rename
 
 
+# Factoring compares every pair of terms and every pair of their factors; past
+# these sizes (derivatives of long products such as A*A*...*A) it is skipped.
+MAX_FACTORED_TERMS = 16
+MAX_FACTORS = 24
+
+
 def factor_common(node: E.Node):
     """Σ c₁·F·R₁ + c₂·F·R₂ → F·(c₁R₁ + c₂R₂) for a factor F shared by two terms."""
-    if not isinstance(node, E.Sum):
+    if not isinstance(node, E.Sum) or len(node.terms) > MAX_FACTORED_TERMS:
         return None
     terms = list(node.terms)
     for i in range(len(terms)):
@@ -131,6 +137,8 @@ def factor_common(node: E.Node):
 def _factor_pair(a: E.Node, b: E.Node):
     ca, fa, da, rank = _as_terms(a)
     cb, fb, db, _ = _as_terms(b)
+    if len(fa) > MAX_FACTORS or len(fb) > MAX_FACTORS:
+        return None
     if len(fa) + len(fb) <= 2:
         return None  # nothing to gain: x + y stays as it is
     # Give b's summed indices numbers disjoint from a's.

@@ -16,6 +16,7 @@ from fractions import Fraction
 import sympy
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.diagonal import DiagMatrix, DiagonalOf
+from sympy.matrices.expressions.matexpr import MatrixElement
 
 from . import expr as E
 from . import functions as F
@@ -119,6 +120,11 @@ def _read(s):
         for _ in range(abs(int(k)) - 1):
             result = E.einsum("ij,jk->ik", result, base)
         return (E.inv(result) if k < 0 else result), kind
+    if isinstance(s, MatrixElement):
+        if tuple(s.parent.shape) != (1, 1):
+            raise MathcalcError(f"no mathcalc form for the matrix entry {s}")
+        node, _ = _read(s.parent)
+        return node, SCALAR
     if isinstance(s, ElementwiseApplyFunction):
         node, kind = _read(s.expr)
         lam = s.function
@@ -179,11 +185,161 @@ def _multiply(left, right):
 
 
 # ---------------------------------------------------------------------------
-# to_sympy: through the printer's matrix-notation recognition, so both agree.
+# to_sympy: over the printer's matrix-notation AST, so the two always agree on
+# the form; vectors become n×1 MatrixSymbols and scalar-valued products their
+# single entry.
 
 
 def to_sympy(node: E.Node):
-    """A SymPy matrix expression equal to ``node`` (vectors become n×1 matrices)."""
-    from .printing import recognise
+    """A SymPy matrix (or scalar) expression equal to ``node``."""
+    from .printing import mast as M
+    from .printing.recognise import recognise
 
-    return recognise.to_sympy(node)
+    shapes = {n.name: n.shape for n in E.walk(node) if isinstance(n, E.Var)}
+    return _SympyBuilder(shapes, M).build(recognise(node))
+
+
+def _entry(m):
+    """The scalar in a 1×1 matrix expression, kept symbolic (indexing it would expand sums)."""
+    return sympy.Trace(m)
+
+
+def _sym_dim(d):
+    return sympy.Integer(d) if isinstance(d, int) else sympy.Symbol(d, integer=True, positive=True)
+
+
+def _dims_of_text(text: str) -> list:
+    """The dimensions written in a leaf such as ``ones(m, n)``."""
+    inner = text[text.index("(") + 1: text.rindex(")")]
+    return [int(t) if t.strip().isdigit() else t.strip() for t in inner.split(",")]
+
+
+class _SympyBuilder:
+    def __init__(self, shapes, mast):
+        self.shapes = shapes
+        self.M = mast
+
+    def build(self, ast):
+        M = self.M
+        method = getattr(self, "_" + type(ast).__name__, None)
+        if method is None:
+            raise MathcalcError(f"no SymPy form for {type(ast).__name__}")
+        out = method(ast)
+        if ast.kind == M.SCALAR and isinstance(out, sympy.MatrixExpr):
+            return _entry(out)
+        return out
+
+    def _Leaf(self, ast):
+        role = ast.role
+        if role == "number":
+            return sympy.Rational(ast.text) if "/" in ast.text or "." in ast.text or \
+                ast.text.isdigit() else sympy.Float(ast.text)
+        if role == "var":
+            shape = self.shapes[ast.text]
+            if len(shape) == 0:
+                return sympy.Symbol(ast.text)
+            rows, cols = (shape[0], 1) if len(shape) == 1 else shape
+            return sympy.MatrixSymbol(ast.text, _sym_dim(rows), _sym_dim(cols))
+        dims = [_sym_dim(d) for d in _dims_of_text(ast.text)]
+        if role == "eye":
+            return sympy.Identity(dims[0])
+        rows, cols = (dims[0], sympy.Integer(1)) if len(dims) == 1 else dims
+        return (sympy.OneMatrix if role == "ones" else sympy.ZeroMatrix)(rows, cols)
+
+    def _Transpose(self, ast):
+        inner = self.build(ast.arg)
+        return inner if not isinstance(inner, sympy.MatrixExpr) else sympy.Transpose(inner).doit()
+
+    def _Neg(self, ast):
+        return -self.build(ast.arg)
+
+    def _Power(self, ast):
+        base, exponent = self.build(ast.base), self.build(ast.exponent)
+        if isinstance(base, sympy.MatrixExpr):
+            return sympy.HadamardPower(base, exponent)
+        return base ** exponent
+
+    def _MatMul(self, ast):
+        return sympy.MatMul(*[self.build(f) for f in ast.factors]).doit()
+
+    def _Hadamard(self, ast):
+        parts = [self.build(f) for f in ast.factors]
+        parts += [sympy.HadamardPower(self.build(d), -1) for d in ast.divisors]
+        mats = [p for p in parts if isinstance(p, sympy.MatrixExpr)]
+        scalars = [p for p in parts if not isinstance(p, sympy.MatrixExpr)]
+        body = sympy.HadamardProduct(*mats) if len(mats) > 1 else mats[0]
+        return sympy.Mul(*scalars) * body if scalars else body
+
+    def _Scaled(self, ast):
+        result = sympy.Integer(1)
+        if ast.number is not None:
+            result = sympy.Rational(ast.number)
+        for s in ast.scalars:
+            result = result * self.build(s)
+        for d in ast.divisors:
+            result = result / self.build(d)
+        return result * self.build(ast.body) if ast.body is not None else result
+
+    def _Add(self, ast):
+        values = []
+        for sign, term in ast.terms:
+            value = self.build(term)
+            values.append(-value if sign == "-" else value)
+        shape = next((v.shape for v in values if isinstance(v, sympy.MatrixExpr)), None)
+        if shape is not None:  # a scalar term broadcasts over the others
+            values = [v if isinstance(v, sympy.MatrixExpr) else v * sympy.OneMatrix(*shape)
+                      for v in values]
+            return sympy.MatAdd(*values).doit()
+        return sympy.Add(*values)
+
+    def _Call(self, ast):
+        name = ast.name
+        args = [self.build(a) for a in ast.args]
+        x = args[0]
+        matrix = isinstance(x, sympy.MatrixExpr)
+        if name in F.FUNCTIONS:
+            entry = F.FUNCTIONS[name]
+            if not matrix:
+                return entry.scalar.subs(F.U, x)
+            d = sympy.Dummy("d")
+            return ElementwiseApplyFunction(sympy.Lambda(d, entry.scalar.subs(F.U, d)), x)
+        if name in ("max", "min"):
+            head = sympy.Max if name == "max" else sympy.Min
+            mats = [a for a in args if isinstance(a, sympy.MatrixExpr)]
+            if not mats:
+                return head(*args)
+            if len(mats) == 2:
+                raise MathcalcError(f"{name} of two matrices has no SymPy matrix-expression form")
+            d = sympy.Dummy("d")
+            inner = head(*[d if isinstance(a, sympy.MatrixExpr) else a for a in args])
+            return ElementwiseApplyFunction(sympy.Lambda(d, inner), mats[0])
+        if name == "tr":
+            return sympy.Trace(x)
+        if name == "det":
+            return sympy.Determinant(x)
+        if name == "logdet":
+            return sympy.log(sympy.Determinant(x))
+        if name == "inv":
+            return sympy.Inverse(x)
+        if name == "sum":
+            if not matrix:
+                return x
+            rows, cols = x.shape
+            return _entry(sympy.OneMatrix(1, rows) * x * sympy.OneMatrix(cols, 1))
+        if name == "diag":
+            return DiagonalOf(x) if x.shape[1] != 1 else DiagMatrix(x)
+        if name == "norm2":
+            return sympy.sqrt(_entry(sympy.Transpose(x) * x) if x.shape[1] == 1
+                              else sympy.Trace(sympy.Transpose(x) * x))
+        if name in ("softmax", "logsumexp", "norm1"):
+            d = sympy.Dummy("d")
+            inner = {"norm1": sympy.Abs(d)}.get(name, sympy.exp(d))
+            mapped = ElementwiseApplyFunction(sympy.Lambda(d, inner), x)
+            total = _entry(sympy.OneMatrix(1, x.shape[0]) * mapped * sympy.OneMatrix(x.shape[1], 1))
+            if name == "softmax":
+                return mapped / total
+            return sympy.log(total) if name == "logsumexp" else total
+        raise MathcalcError(f"{name}(...) has no SymPy matrix-expression form")
+
+    def _Indexed(self, ast):
+        raise MathcalcError("a result in index notation has no SymPy matrix form")

@@ -202,20 +202,24 @@ def _pushed_transposes(ast: M.Ast, depth: int) -> list:
 
 
 def matrix_transposes(ast: M.Ast) -> int:
-    """How many transposes of matrices ``ast`` has (x' in x'*A*x is a row, not counted)."""
-    count = 0
-    stack = [ast]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, M.Transpose) and node.arg.kind == M.MATRIX:
-            count += 1
-        for value in vars(node).values():
-            if isinstance(value, M.Ast):
-                stack.append(value)
-            elif isinstance(value, tuple):
-                stack.extend(v for v in value if isinstance(v, M.Ast))
-                stack.extend(v[1] for v in value if isinstance(v, tuple) and len(v) == 2
-                             and isinstance(v[1], M.Ast))
+    """How many transposes of matrices ``ast`` has (x' in x'*A*x is a row, not counted).
+
+    Cached on each AST node: shared subtrees of deep results are counted once each.
+    """
+    found = ast.__dict__.get("_transposes")
+    if found is not None:
+        return found
+    count = int(isinstance(ast, M.Transpose) and ast.arg.kind == M.MATRIX)
+    for value in vars(ast).values():
+        if isinstance(value, M.Ast):
+            count += matrix_transposes(value)
+        elif isinstance(value, tuple):
+            for v in value:
+                if isinstance(v, M.Ast):
+                    count += matrix_transposes(v)
+                elif isinstance(v, tuple) and len(v) == 2 and isinstance(v[1], M.Ast):
+                    count += matrix_transposes(v[1])
+    object.__setattr__(ast, "_transposes", count)
     return count
 
 
@@ -604,6 +608,7 @@ class _Solver:
     def _greedy(self, pieces):
         """For long products: each time the move that makes the cheapest piece."""
         scalars = []
+        pieces = _merge_equal_labels(pieces)
         while True:
             result = self._terminal(pieces)
             if result is not None:
@@ -728,6 +733,24 @@ class _Solver:
         if ml[0] == a:
             return (matmul(d, ma), ml)
         return (matmul(ma, d), ml)
+
+
+def _merge_equal_labels(pieces) -> tuple:
+    """Pieces over the very same indices are one Hadamard product, merged in one step.
+
+    (Pairwise, a long element-wise chain such as the derivative of
+    exp(exp(...(x))) would be searched move by move, in cubic time.)
+    """
+    groups: dict = {}
+    for ast, labels in pieces:
+        groups.setdefault(labels, []).append(ast)
+    merged = []
+    for labels, asts in groups.items():
+        if len(asts) > 1 and labels and len(set(labels)) == len(labels):
+            merged.append((hadamard(*asts), labels))
+        else:
+            merged.extend((ast, labels) for ast in asts)
+    return tuple(merged)
 
 
 def _is_ones(ast: M.Ast) -> bool:
