@@ -127,6 +127,13 @@ def lower_product(node: E.Product, ctx) -> str:
         if label >= rank and label not in carried:
             multipliers.append(ctx.dim(node.dims[label]))
     mult = " * ".join(multipliers)
+    if mult and len(dense) >= 2:
+        # Scale the smallest operand, not the result: 2*(x*v') scales v, not the outer product.
+        k = min(range(len(dense)), key=lambda j: len(set(dense[j][1])))
+        if len(set(dense[k][1])) < len(core_out):
+            code, labels = dense[k]
+            dense[k] = (ctx.assign(f"{mult} * {code}"), labels)
+            mult = ""
 
     core = _core(dense, core_out, node.dims, ctx) if dense else None
     if core is None:
@@ -253,7 +260,7 @@ def _pair(a, la, b, lb, out, ctx) -> str:
             (a, la, ka), (b, lb, kb) = (b, lb, kb), (a, la, ka)
         left = a if la[-1] == c else f"{a}.T"
         right = b if lb[0] == c else f"{b}.T"
-        return f"{left} @ {right}"
+        return f"{left}.dot({right})"  # cheaper than @ on small arrays
     if not out and len(la) == len(lb) == 2:  # Σ_ij A_ij B_ij or Σ_ij A_ij B_ji
         return f"{np_}.vdot({a}, {b})" if la == lb else f"{np_}.vdot({a}, {b}.T)"
     axes = ([la.index(l) for l in sorted(contracted)], [lb.index(l) for l in sorted(contracted)])
@@ -293,7 +300,10 @@ def _static_path(operands, out, dims):
     found = None
     for sizes in trials:
         shapes = [tuple(_size(dims[l], sizes) for l in ls) for _, ls in operands]
-        path, _ = opt_einsum.contract_path(spec, *shapes, shapes=True, optimize="optimal")
+        # The exhaustive search is exponential in the factors (a deep chain's
+        # derivative has dozens): past a few, dynamic programming.
+        how = "optimal" if len(operands) <= 5 else "dp"
+        path, _ = opt_einsum.contract_path(spec, *shapes, shapes=True, optimize=how)
         path = [tuple(p) for p in path]
         if any(len(p) != 2 for p in path):
             return None
@@ -332,14 +342,64 @@ def lambdify(expr, **shapes):
     ``fn.source``, the same text ``codegen`` returns apart from how
     registered functions and size-dependent contractions are bound.
     """
-    from .codegen import generate
-    from .expression import as_expr
+    from .expression import Expr, as_expr
+    from .optimize import reassociate, size_trials
 
     e = as_expr(expr, shapes)
     key = (e.node, tuple(e.variables.items()))
     fn = _CACHE.get(key)
     if fn is not None:
         return fn
+    variants = {reassociate(e.node, sizes) for sizes in size_trials(e.node)}
+    if len(variants) == 1:
+        fn = _compile(Expr(variants.pop(), e.variables))
+    else:
+        fn = _size_dispatch(e)
+    fn.expr = e
+    if len(_CACHE) >= _CACHE_LIMIT:
+        _CACHE.clear()
+    _CACHE[key] = fn
+    return fn
+
+
+def _size_dispatch(e):
+    """A function that picks, per argument shapes, the cheapest association for those sizes.
+
+    Built only where the choice depends on the sizes (``-2*(X - U*V')*V`` is
+    best distributed when U and V are thin, as written when they are square).
+    """
+    from .expression import Expr
+    from .optimize import reassociate
+
+    variables = e.variables
+    by_shapes: dict = {}
+    by_node: dict = {}
+
+    def dispatch(**kwargs):
+        key = tuple(np.shape(kwargs.get(name, ())) for name in variables)
+        fn = by_shapes.get(key)
+        if fn is None:
+            sizes = {}
+            for (name, shape), actual in zip(variables.items(), key):
+                for dim, n in zip(shape, actual):
+                    if isinstance(dim, str):
+                        sizes.setdefault(dim, n)
+            node = reassociate(e.node, sizes)
+            fn = by_node.get(node) or _compile(Expr(node, variables))
+            by_node[node] = fn
+            if len(by_shapes) > 64:
+                by_shapes.clear()
+            by_shapes[key] = fn
+        return fn(**kwargs)
+
+    first = _compile(e)
+    dispatch.source = first.source
+    return dispatch
+
+
+def _compile(e):
+    from .codegen import generate
+
     source, namespace, name = generate(e, "f", standalone=False)
     filename = f"<mathcalc-lambdify-{len(_CACHE)}>"
     _register_source(filename, source)
@@ -348,10 +408,6 @@ def lambdify(expr, **shapes):
     exec(compile(source, filename, "exec"), namespace)  # our own generated code, identifiers validated
     fn = namespace[name]
     fn.source = source
-    fn.expr = e
-    if len(_CACHE) >= _CACHE_LIMIT:
-        _CACHE.clear()
-    _CACHE[key] = fn
     return fn
 
 

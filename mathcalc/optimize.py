@@ -19,6 +19,9 @@ from . import expr as E
 ASSUMED_SIZE = 1000
 # Sums with more terms than this are never distributed (the work grows as a product).
 MAX_TERMS = 4
+# An element-wise pass (a sum of matrices, a function applied) is bound by
+# memory, not arithmetic: it costs this many flops of a BLAS product per entry.
+MEMORY_BOUND = 4
 
 
 def dim_size(dim, sizes: dict) -> int:
@@ -46,8 +49,9 @@ def own_cost(node: E.Node, sizes: dict) -> float:
     if isinstance(node, (E.Var, E.Num, E.Zero, E.Ones, E.Delta)):
         return 0.0
     if isinstance(node, E.Sum):
-        return float(numel(node, sizes) * (len(node.terms) - 1))
-    return float(max(numel(node, sizes), numel(node.children()[0], sizes) if node.children() else 1))
+        return float(MEMORY_BOUND * numel(node, sizes) * len(node.terms))
+    return float(MEMORY_BOUND * max(numel(node, sizes),
+                                    numel(node.children()[0], sizes) if node.children() else 1))
 
 
 def dag_cost(node: E.Node, sizes: dict) -> float:
@@ -86,3 +90,12 @@ def _cheapest(n: E.Node, sizes: dict) -> E.Node:
         if cost < best_cost:
             best, best_cost = candidate, cost
     return best
+
+
+def size_trials(node: E.Node) -> list:
+    """Size assignments that tell whether the cheapest form depends on the sizes."""
+    names = sorted({d for n in E.walk(node) for d in n.shape if isinstance(d, str)})
+    trials = [{}]
+    if len(names) <= 6:
+        trials += [{name: 10} for name in names]
+    return trials
