@@ -415,13 +415,22 @@ def compare(a: Expr, b: Expr, values=None, seed: int = 0, points: int = 3,
     domain = analyse(a.node, b.node)
     rng = np.random.default_rng(seed)
     worst = Comparison(True, "numerically equal")
-    for k in range(points if len(values or {}) < len(variables) else 1):
-        sizes = bind_sizes(variables, values, offset=k)
-        # The first point follows the spec (symmetric positive definite under
-        # inv/det/logdet); the others are positive definite but not symmetric,
-        # so inv(X) and inv(X)' are told apart.
-        point, _ = random_point(variables, domain, rng, values, sizes, evaluate=(fa, fb),
-                                symmetric=(k == 0))
+    free = len(values or {}) < len(variables)
+    for k in range(points + 1 if free else 1):
+        sizes = bind_sizes(variables, values, offset=k % points)
+        if k < points:
+            # The first point follows the spec (symmetric positive definite under
+            # inv/det/logdet); the others are positive definite but not symmetric,
+            # so inv(X) and inv(X)' are told apart.
+            point, _ = random_point(variables, domain, rng, values, sizes, evaluate=(fa, fb),
+                                    symmetric=(k == 0))
+        else:
+            # A last point with no sign restriction, used where both sides are
+            # finite there: sqrt(x .^ 2) and x agree only for positive x.
+            point, note = random_point(variables, Domain(kinks=domain.kinks), rng, values,
+                                       sizes, evaluate=(fa, fb), symmetric=False)
+            if note:
+                continue
         with np.errstate(all="ignore"):
             va = np.asarray(fa(**point), dtype=float)
             vb = np.asarray(fb(**point), dtype=float)

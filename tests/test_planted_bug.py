@@ -261,12 +261,6 @@ def test_planted_bugs_cover_the_risky_rules():
         assert t in planted_types
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "checking bug: mc.equivalent('sqrt(x .^ 2)', 'x', x=(3,)) is True. The domain analysis "
-    "draws every variable under sqrt/log with positive entries, although sqrt's argument "
-    "x.^2 is already >= 0 for every x; at x = (-1, 2, 3) the two sides are (1, 2, 3) and "
-    "(-1, 2, 3). So a wrong derivative that differs from the right one only for negative "
-    "entries (e.g. ones(3) for d/dx sum(sqrt(x .^ 2)) = sign(x)) is declared equivalent."))
 def test_equivalent_does_not_restrict_the_domain_more_than_needed():
     x = np.array([-1.0, 2.0, 3.0])
     f = mc.parse("sqrt(x .^ 2)", x=(3,))
