@@ -247,3 +247,38 @@ def test_make_targets_in_the_readme_exist():
             if line.strip():
                 target = line.split()[1]
                 assert re.search(rf"^{re.escape(target)}:", makefile, re.M), f"no make target {target}"
+
+
+# ---------------------------------------------------------------------------
+# benchmark figures
+
+
+def _table_rows(text: str) -> list[list[str]]:
+    return [[cell.strip() for cell in line.strip().strip("|").split("|")]
+            for line in text.splitlines() if line.startswith("|") and not line.startswith("|--")]
+
+
+def test_benchmark_figures_are_copied_from_results():
+    """Each row of the README's benchmark tables matches its row in benchmarks/RESULTS.md.
+
+    When `make bench` regenerates RESULTS.md, copy the new figures (and its
+    date) into the README's Benchmarks section.
+    """
+    results_path = ROOT / "benchmarks" / "RESULTS.md"
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Benchmarks"):text.index("\n## ", text.index("## Benchmarks") + 1)]
+    if not results_path.exists():
+        assert "|" not in section, "README shows benchmark figures but benchmarks/RESULTS.md is missing"
+        return
+    results = results_path.read_text(encoding="utf-8")
+    date = re.search(r"on (\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC)", results).group(1)
+    assert f"the run of {date}" in section, f"README: the benchmark excerpt is not from the run of {date}"
+    by_name = {row[0]: row for row in _table_rows(results)}
+    rows = [row for row in _table_rows(section) if row[0] not in ("identity", "case")]
+    assert rows, "README: no benchmark rows"
+    for row in rows:
+        name, figures = row[0], row[1:]
+        assert name in by_name, f"README benchmark row {name!r} is not in RESULTS.md"
+        for figure in figures:
+            assert figure in by_name[name], \
+                f"README benchmark row {name!r}: {figure!r} is not in RESULTS.md's row {by_name[name]}"
