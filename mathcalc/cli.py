@@ -242,7 +242,7 @@ def check(expr, wrt, claimed, declared):
     Examples:
       mathcalc check "x'*A*x" --wrt x --claimed "(A + A')*x"
       mathcalc check "log(det(X))" --wrt X --claimed "inv(X)'"
-      mathcalc check "sum(max(0, W*x + b))" --wrt b --claimed "step(W*x + b)"
+      mathcalc check "sum(max(0, W*x + b))" --wrt b --shape b=m --claimed "step(W*x + b)"
     """
 
     def body():
@@ -301,7 +301,7 @@ def shapes(expr, declared):
 
     \b
     Examples:
-      mathcalc shapes "x'*A*x"                      # A: (n, n), x: (n,), (expression): ()
+      mathcalc shapes "x'*A*x"                      # x: (n,), A: (n, n), (expression): ()
       mathcalc shapes "W*x + b" --shape W=3,4
       mathcalc "sum(max(0, W*x + b))"
     """
