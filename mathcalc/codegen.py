@@ -320,13 +320,15 @@ _LEAVES = (E.Var, E.Num, E.Zero, E.Ones, E.Delta)
 # The whole function.
 
 
-def generate(expr, name: str = "f", standalone: bool = True):
+def generate(expr, name: str = "f", standalone: bool = True, sizes: dict | None = None):
     """(source, namespace, function name) for an Expr.
 
     With ``standalone`` the source begins with its imports and defines
     ``ShapeError`` and the missing-argument marker itself; otherwise the
     namespace binds them (and registered functions, runtime contractions).
     """
+    # ``sizes`` (dimension name -> size) fixes the contraction orders for
+    # those sizes, so no product needs choosing its order at run time.
     import numpy as np
 
     validate_identifier(name, "function")
@@ -336,6 +338,7 @@ def generate(expr, name: str = "f", standalone: bool = True):
     names = _Names(set(variables) | {name})
     dims = {}
     ctx = _Context(names, dims, standalone)
+    ctx.sizes = sizes
     _arguments(variables, ctx)
     for node in E.walk(expr.node):
         if isinstance(node, E.Var):

@@ -272,7 +272,7 @@ def _pair(a, la, b, lb, out, ctx) -> str:
 
 def _many(operands, out, dims, ctx) -> str:
     """Three or more factors: pairwise in an order fixed now, or chosen per size at run time."""
-    path = _static_path(operands, out, dims)
+    path = _static_path(operands, out, dims, getattr(ctx, "sizes", None))
     spec = ",".join(_letters(ls) for _, ls in operands) + "->" + _letters(out)
     if path is None:
         return ctx.contraction(spec, [code for code, _ in operands])
@@ -288,15 +288,19 @@ def _many(operands, out, dims, ctx) -> str:
     raise AssertionError("contraction path did not end in one operand")  # pragma: no cover
 
 
-def _static_path(operands, out, dims):
-    """The pairwise order opt_einsum picks, if it is the same for very different sizes."""
+def _static_path(operands, out, dims, sizes=None):
+    """The pairwise order opt_einsum picks, if it is the same for very different sizes
+    (or for the ``sizes`` given)."""
     import opt_einsum
 
     spec = ",".join(_letters(ls) for _, ls in operands) + "->" + _letters(out)
     names = sorted({d for d in dims if isinstance(d, str)})
-    rng = random.Random(len(operands) * 7919 + len(names))
-    trials = [{n: 64 for n in names}]
-    trials += [{n: rng.choice((3, 1000)) for n in names} for _ in range(6 if names else 0)]
+    if sizes is not None:
+        trials = [{n: sizes.get(n, 64) for n in names}]
+    else:
+        rng = random.Random(len(operands) * 7919 + len(names))
+        trials = [{n: 64 for n in names}]
+        trials += [{n: rng.choice((3, 1000)) for n in names} for _ in range(6 if names else 0)]
     found = None
     for sizes in trials:
         shapes = [tuple(_size(dims[l], sizes) for l in ls) for _, ls in operands]
@@ -351,9 +355,8 @@ def lambdify(expr, **shapes):
     if fn is not None:
         return fn
     variants = {reassociate(e.node, sizes) for sizes in size_trials(e.node)}
-    if len(variants) == 1:
-        fn = _compile(Expr(variants.pop(), e.variables))
-    else:
+    fn = _compile(Expr(variants.pop(), e.variables)) if len(variants) == 1 else None
+    if fn is None or fn.size_dependent:
         fn = _size_dispatch(e)
     fn.expr = e
     if len(_CACHE) >= _CACHE_LIMIT:
@@ -373,7 +376,6 @@ def _size_dispatch(e):
 
     variables = e.variables
     by_shapes: dict = {}
-    by_node: dict = {}
 
     def dispatch(**kwargs):
         key = tuple(np.shape(kwargs.get(name, ())) for name in variables)
@@ -384,9 +386,7 @@ def _size_dispatch(e):
                 for dim, n in zip(shape, actual):
                     if isinstance(dim, str):
                         sizes.setdefault(dim, n)
-            node = reassociate(e.node, sizes)
-            fn = by_node.get(node) or _compile(Expr(node, variables))
-            by_node[node] = fn
+            fn = _compile(Expr(reassociate(e.node, sizes), variables), sizes)
             if len(by_shapes) > 64:
                 by_shapes.clear()
             by_shapes[key] = fn
@@ -397,10 +397,11 @@ def _size_dispatch(e):
     return dispatch
 
 
-def _compile(e):
+def _compile(e, sizes=None):
+    """The generated function of ``e`` (contraction orders fixed for ``sizes`` if given)."""
     from .codegen import generate
 
-    source, namespace, name = generate(e, "f", standalone=False)
+    source, namespace, name = generate(e, "f", standalone=False, sizes=sizes)
     filename = f"<mathcalc-lambdify-{len(_CACHE)}>"
     _register_source(filename, source)
     # Real builtins: numpy's C code imports through the calling frame's builtins.
@@ -408,6 +409,7 @@ def _compile(e):
     exec(compile(source, filename, "exec"), namespace)  # our own generated code, identifiers validated
     fn = namespace[name]
     fn.source = source
+    fn.size_dependent = any(isinstance(v, Contraction) for v in namespace.values())
     return fn
 
 
