@@ -19,7 +19,7 @@ from fractions import Fraction
 from . import expr as E
 from .errors import MathcalcError, ShapeError
 from .functions import FUNCTIONS
-from .numeric import lower_product, validate_identifier
+from .numeric import Contraction, lower_product, subscripts, symbols_spec, validate_identifier
 
 # Built-in element-wise functions as numpy expressions; each matches the
 # table's numpy implementation (a test compares them entry by entry).
@@ -114,11 +114,13 @@ class _Context:
             self.namespace[name] = obj
         return self._objects[key]
 
-    def contraction(self, spec: str, codes) -> str:
+    def contraction(self, operand_labels, out, codes) -> str:
+        """An einsum whose pairwise order is chosen per size signature when it runs."""
         if self.standalone:
+            subs = subscripts(*operand_labels, out)
+            spec = ",".join(subs[:-1]) + "->" + subs[-1]
             return f"{self.np}.einsum({spec!r}, {', '.join(codes)}, optimize=True)"
-        from .numeric import Contraction
-
+        spec = symbols_spec(operand_labels, out)
         fn = self.obj("c", Contraction(spec), ("contraction", spec, len(self._objects)))
         return f"{fn}({', '.join(codes)})"
 

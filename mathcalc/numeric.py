@@ -30,6 +30,31 @@ from .errors import MathcalcError, ShapeError
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
+def subscripts(*label_lists) -> list:
+    """numpy einsum subscripts for the label lists of one call, letters given in order.
+
+    Labels are a product's index numbers, which exceed numpy's 52 letters in
+    a deep chain's derivative; one call names only the labels it uses.
+    """
+    letters: dict = {}
+    for labels in label_lists:
+        for label in labels:
+            if label not in letters:
+                if len(letters) == len(_LETTERS):
+                    raise ShapeError(f"an einsum over more than {len(_LETTERS)} indices")
+                letters[label] = _LETTERS[len(letters)]
+    return ["".join(letters[l] for l in labels) for labels in label_lists]
+
+
+def symbols_spec(operand_labels, out) -> str:
+    """opt_einsum subscripts over any number of indices (it renames them for numpy)."""
+    import opt_einsum
+
+    sym = opt_einsum.get_symbol
+    return ",".join("".join(sym(l) for l in ls) for ls in operand_labels) + "->" + \
+        "".join(sym(l) for l in out)
+
+
 # ---------------------------------------------------------------------------
 # Identifier hygiene: nothing reaches generated source unless it is a plain
 # Python identifier that means itself (SymPy's lambdify once ran shell
@@ -150,8 +175,8 @@ def lower_product(node: E.Product, ctx) -> str:
     target = ctx.tmp()
     if has_delta:
         ctx.emit(f"{target} = {ctx.np}.zeros({shape})")
-        view_letters = "".join(_LETTERS[find(l)] for l in out)
-        spec = f"{view_letters}->{''.join(_LETTERS[l] for l in reps)}"
+        view_letters, rep_letters = subscripts([find(l) for l in out], reps)
+        spec = f"{view_letters}->{rep_letters}"
         view = f"{ctx.np}.einsum({spec!r}, {target})"  # a writeable diagonal view
     else:
         ctx.emit(f"{target} = {ctx.np}.empty({shape})")
@@ -211,12 +236,8 @@ def _single(code, labels, keep, ctx) -> str:
             return f"{np_}.diagonal({code})"
         if not keep:
             return f"{np_}.trace({code})"
-    spec = f"{_letters(labels)}->{_letters(keep)}"
+    spec = "->".join(subscripts(labels, keep))
     return f"{np_}.einsum({spec!r}, {code})"
-
-
-def _letters(labels) -> str:
-    return "".join(_LETTERS[l] for l in labels)
 
 
 def _aligned(code, labels, out) -> str:
@@ -250,7 +271,8 @@ def _pair(a, la, b, lb, out, ctx) -> str:
     if not contracted:
         return _broadcast_product([(a, la), (b, lb)], out, ctx)
     if batch:
-        spec = f"{_letters(la)},{_letters(lb)}->{_letters(out)}"
+        sa, sb, so = subscripts(la, lb, out)
+        spec = f"{sa},{sb}->{so}"
         return f"{np_}.einsum({spec!r}, {a}, {b})"
     ka = [l for l in la if l not in contracted]
     kb = [l for l in lb if l not in contracted]
@@ -273,9 +295,8 @@ def _pair(a, la, b, lb, out, ctx) -> str:
 def _many(operands, out, dims, ctx) -> str:
     """Three or more factors: pairwise in an order fixed now, or chosen per size at run time."""
     path = _static_path(operands, out, dims, getattr(ctx, "sizes", None))
-    spec = ",".join(_letters(ls) for _, ls in operands) + "->" + _letters(out)
     if path is None:
-        return ctx.contraction(spec, [code for code, _ in operands])
+        return ctx.contraction([ls for _, ls in operands], out, [code for code, _ in operands])
     ops = list(operands)
     for step, (i, j) in enumerate(path):
         (a, la), (b, lb) = ops[i], ops[j]
@@ -293,7 +314,7 @@ def _static_path(operands, out, dims, sizes=None):
     (or for the ``sizes`` given)."""
     import opt_einsum
 
-    spec = ",".join(_letters(ls) for _, ls in operands) + "->" + _letters(out)
+    spec = symbols_spec([ls for _, ls in operands], out)
     names = sorted({d for d in dims if isinstance(d, str)})
     if sizes is not None:
         trials = [{n: sizes.get(n, 64) for n in names}]
@@ -304,9 +325,10 @@ def _static_path(operands, out, dims, sizes=None):
     found = None
     for sizes in trials:
         shapes = [tuple(_size(dims[l], sizes) for l in ls) for _, ls in operands]
-        # The exhaustive search is exponential in the factors (a deep chain's
-        # derivative has dozens): past a few, dynamic programming.
-        how = "optimal" if len(operands) <= 5 else "dp"
+        # The exhaustive search is exponential in the factors and dynamic
+        # programming nearly so on a deep chain's derivative (dozens of factors
+        # sharing each index): 1 s a search at 32 factors. Past a dozen, greedy.
+        how = "optimal" if len(operands) <= 5 else "dp" if len(operands) <= 12 else "greedy"
         path, _ = opt_einsum.contract_path(spec, *shapes, shapes=True, optimize=how)
         path = [tuple(p) for p in path]
         if any(len(p) != 2 for p in path):

@@ -14,6 +14,7 @@ import math
 import opt_einsum
 
 from . import expr as E
+from .numeric import symbols_spec
 
 # Size assumed for a dimension name when none is bound.
 ASSUMED_SIZE = 1000
@@ -40,7 +41,7 @@ def own_cost(node: E.Node, sizes: dict) -> float:
         shapes = [tuple(dim_size(node.dims[i], sizes) for i in idx) for _, idx in node.factors]
         if len(node.factors) == 1:
             return float(math.prod(shapes[0]) or 1)
-        spec = node.einsum_spec()
+        spec = symbols_spec([idx for _, idx in node.factors], range(node.rank))
         _, info = opt_einsum.contract_path(spec, *shapes, shapes=True, optimize="optimal"
                                            if len(shapes) <= 4 else "greedy")
         return float(info.opt_cost)
@@ -54,17 +55,24 @@ def own_cost(node: E.Node, sizes: dict) -> float:
                                     numel(node.children()[0], sizes) if node.children() else 1))
 
 
-def dag_cost(node: E.Node, sizes: dict) -> float:
+def dag_cost(node: E.Node, sizes: dict, cache: dict | None = None) -> float:
     """Flops of the whole DAG, each shared subexpression counted once."""
-    return sum(own_cost(n, sizes) for n in E.walk(node))
+    cache = {} if cache is None else cache
+    total = 0.0
+    for n in E.walk(node):
+        if n not in cache:
+            cache[n] = own_cost(n, sizes)
+        total += cache[n]
+    return total
 
 
 def reassociate(node: E.Node, sizes: dict | None = None) -> E.Node:
     """An equal node that is cheaper to evaluate for these sizes (or the node itself)."""
     sizes = sizes or {}
     memo: dict = {}
+    cache: dict = {}
     for n in E.walk(node):
-        memo[n] = _cheapest(_rebuilt(n, memo), sizes)
+        memo[n] = _cheapest(_rebuilt(n, memo), sizes, cache)
     return memo[node]
 
 
@@ -74,19 +82,26 @@ def _rebuilt(n: E.Node, memo: dict) -> E.Node:
     return _rebuild(n, memo)
 
 
-def _cheapest(n: E.Node, sizes: dict) -> E.Node:
-    if not isinstance(n, E.Product):
+# Distributed terms are themselves re-associated this many levels deep, at most.
+MAX_DEPTH = 2
+
+
+def _cheapest(n: E.Node, sizes: dict, cache: dict, depth: int = 0) -> E.Node:
+    if not isinstance(n, E.Product) or depth > MAX_DEPTH:
         return n
-    best, best_cost = n, dag_cost(n, sizes)
+    best, best_cost = n, dag_cost(n, sizes, cache)
     for k, (factor, idx) in enumerate(n.factors):
-        if not isinstance(factor, E.Sum) or len(factor.terms) > MAX_TERMS:
+        # Only sums of matrices (or larger) are worth distributing: the saving is
+        # a matrix never built (A + A', the residual X - U*V'), while an
+        # element-wise vector sum such as 1 - tanh(u).^2 costs next to nothing.
+        if not isinstance(factor, E.Sum) or factor.rank < 2 or len(factor.terms) > MAX_TERMS:
             continue
         out = tuple(range(n.rank))
         others = [f for j, f in enumerate(n.factors) if j != k]
         terms = [E.product(others + [(t, idx)], out, coef=n.coef) for t in factor.terms]
-        terms = [_cheapest(t, sizes) for t in terms]
+        terms = [_cheapest(t, sizes, cache, depth + 1) for t in terms]
         candidate = E.add(*terms)
-        cost = dag_cost(candidate, sizes)
+        cost = dag_cost(candidate, sizes, cache)
         if cost < best_cost:
             best, best_cost = candidate, cost
     return best
