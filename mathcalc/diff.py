@@ -1,12 +1,21 @@
-"""The chain rule over the expression DAG.
+"""The chain rule over the expression DAG, in reverse mode.
 
-Derivatives are accumulated from the leaves up (each node's Jacobian with
-respect to X, of shape ``node.shape + X.shape``), once per distinct node, so
-shared subexpressions are differentiated once and a deep network's
-derivative grows linearly. Products are einsums, so whether the chain is
-accumulated forwards or backwards makes no difference to the flattened
-result: the contraction order is chosen later, when the result is
-evaluated. Applying ``diff_node`` again gives Hessians and any order.
+The rules (rules.py) say how a node's derivative depends, linearly, on its
+children's derivatives. Reverse mode runs that map backwards: starting from
+the result f, each node n gets its adjoint ∂f/∂n (shape ``f.shape +
+n.shape``) once all its parents have contributed, and hands each child the
+adjoint contracted with the child's coefficient in the rule. The adjoint of
+X is ∂f/∂X in the layout of the spec (``f.shape + X.shape``).
+
+Each rule is used as it is written: it is called with a placeholder for each
+child's derivative (a variable no user can name), and the products it
+returns are read as ``coefficient · placeholder``. So the rule table stays
+the one source of truth, and a planted mistake in it shows in every mode.
+
+Reverse mode keeps the work linear in the depth of a network: the adjoint of
+a hidden layer has the layer's shape, while the forward Jacobians a forward
+sweep carries have the layer's shape times X's. Applying ``diff_node`` again
+gives Hessians and any order.
 """
 
 from __future__ import annotations
@@ -16,34 +25,110 @@ from .errors import DiffError
 from .rules import RULES, Wrt, depends, zero_derivative
 from .simplify import simplify
 
+# Placeholder names start with NUL, which the parser never accepts in a name.
+_PLACEHOLDER = "\x00d"
+
 
 def raw_derivative(node: E.Node, name: str, shape: tuple) -> E.Node:
-    """∂node/∂name before simplification."""
+    """∂node/∂name before simplification: a node of shape node.shape + shape."""
     wrt = Wrt(name, tuple(shape))
     if not depends(node, wrt):
         return zero_derivative(node, wrt)
-    done: dict = {}
-
-    def d(child: E.Node) -> E.Node:
-        if not depends(child, wrt):
-            return zero_derivative(child, wrt)
-        return done[child]
-
-    for n in E.walk(node):
-        if not depends(n, wrt):
+    scalar_wrt = Wrt(name, ())  # the rules' own X axes stay empty: adjoints carry f's axes
+    f_labels = tuple(("f", k) for k in range(node.rank))
+    contributions: dict = {node: [_seed(node, f_labels)]}
+    result = None
+    for n in reversed(E.walk(node)):
+        parts = contributions.pop(n, None)
+        if parts is None:  # every path from f to n has a zero derivative (sign, step, a ./ 0)
             continue
-        rule = RULES.get(type(n))
-        if rule is None:
-            raise DiffError(f"no derivative rule for {type(n).__name__}")
-        result = rule(n, d, wrt)
-        if result.shape != n.shape + wrt.shape:  # a rule that breaks the layout is a bug
-            raise AssertionError(
-                f"rule for {type(n).__name__} gave shape {result.shape}, "
-                f"expected {n.shape + wrt.shape}")
-        done[n] = result
-    return done[node]
+        adjoint = E.add(*parts)
+        if isinstance(n, E.Var):
+            result = adjoint  # the one variable that depends on X is X
+            continue
+        for child, part in _pullback(n, adjoint, f_labels, scalar_wrt):
+            contributions.setdefault(child, []).append(part)
+    return zero_derivative(node, wrt) if result is None else result
 
 
 def diff_node(node: E.Node, name: str, shape: tuple) -> E.Node:
     """∂node/∂name, simplified: a node of shape node.shape + shape."""
     return simplify(raw_derivative(node, name, shape))
+
+
+def _seed(node: E.Node, f_labels: tuple) -> E.Node:
+    """∂f/∂f: 1 for a scalar, the identity over f's axes otherwise."""
+    if not f_labels:
+        return E.num(1)
+    n_labels = tuple(("n", k) for k in range(node.rank))
+    return E.product([(E.eye(dim), (a, b)) for dim, a, b in zip(node.shape, f_labels, n_labels)],
+                     f_labels + n_labels)
+
+
+def _pullback(n: E.Node, adjoint: E.Node, f_labels: tuple, wrt: Wrt):
+    """(child, contribution to ∂f/∂child) for each term of n's rule."""
+    rule = RULES.get(type(n))
+    if rule is None:
+        raise DiffError(f"no derivative rule for {type(n).__name__}")
+    placeholders: dict = {}
+    owner: dict = {}
+
+    def d(child: E.Node) -> E.Node:
+        if not depends(child, wrt):
+            return zero_derivative(child, wrt)
+        p = placeholders.get(child)
+        if p is None:
+            p = E.var(f"{_PLACEHOLDER}{len(placeholders)}", child.shape)
+            placeholders[child] = p
+            owner[p.name] = child
+        return p
+
+    linear = rule(n, d, wrt)
+    if linear.shape != n.shape:  # a rule that breaks the layout is a bug
+        raise AssertionError(f"rule for {type(n).__name__} gave shape {linear.shape}, "
+                             f"expected {n.shape}")
+    terms = linear.terms if isinstance(linear, E.Sum) else (linear,)
+    for term in terms:
+        if E.is_zero(term):
+            continue
+        coef, factors, dims = _as_product(term)
+        found = [k for k, (f, _) in enumerate(factors)
+                 if isinstance(f, E.Var) and f.name in owner]
+        if len(found) != 1 or any(_PLACEHOLDER in name for f, _ in factors
+                                  for name in f.free_vars if not isinstance(f, E.Var)):
+            raise AssertionError(f"rule for {type(n).__name__} is not linear in the "
+                                 f"derivatives of its children: {E.debug_str(term)}")
+        (k,) = found
+        placeholder, p_idx = factors[k]
+        rest = [(f, tuple(_label(i, dims, n.rank) for i in idx))
+                for j, (f, idx) in enumerate(factors) if j != k]
+        yield owner[placeholder.name], _contribution(adjoint, f_labels, n, coef, rest, p_idx,
+                                                     dims)
+
+
+def _as_product(term: E.Node) -> tuple:
+    """(coef, factors, dims) of a rule's term; a bare placeholder is a one-factor product."""
+    if isinstance(term, E.Product):
+        return term.coef, term.factors, term.dims
+    return 1, ((term, tuple(range(term.rank))),), term.shape
+
+
+def _label(i: int, dims, rank: int):
+    return ("n", i) if i < rank else ("s", i)
+
+
+def _contribution(adjoint, f_labels, n, coef, rest, p_idx, dims) -> E.Node:
+    """Σ adjoint[f, n-axes] · rest → f-axes + the child's axes (the placeholder's indices)."""
+    n_labels = tuple(("n", k) for k in range(n.rank))
+    out, extra = [], []
+    for pos, i in enumerate(p_idx):
+        label = _label(i, dims, n.rank)
+        if label in out:  # a diagonal of the child (tr, diag): δ ties the repeated axis
+            fresh = ("d", pos)
+            extra.append((E.eye(dims[i]), (label, fresh)))
+            label = fresh
+        out.append(label)
+    # An axis of the child no other factor carries is broadcast: Σ of a sum(X) is ones.
+    extra += [(E.ones((dims[i],)), (_label(i, dims, n.rank),)) for i in set(p_idx)]
+    factors = [(adjoint, f_labels + n_labels)] + list(rest) + extra
+    return E.product(factors, f_labels + tuple(out), coef=coef)

@@ -454,6 +454,14 @@ class _Fresh:
         return ("_fresh", next(cls._counter))
 
 
+# A nested product of more factors than this stays one factor of the product
+# that uses it. Inlining it would copy it into every product built on it: in
+# a deep network each layer's adjoint holds the layers above, and building
+# them all would take time quadratic in the depth. Derivatives of ordinary
+# expressions have products of at most a handful of factors.
+MAX_INLINED_FACTORS = 12
+
+
 def product(factors: Iterable, out: Sequence, coef=1) -> Node:
     """``coef * Σ Π node[labels] -> out``, an einsum with arbitrary hashable labels.
 
@@ -489,7 +497,7 @@ def product(factors: Iterable, out: Sequence, coef=1) -> Node:
             zero = True
         elif isinstance(node, Ones):
             ones_labels.extend(labels)
-        elif isinstance(node, Product):
+        elif isinstance(node, Product) and len(node.factors) <= MAX_INLINED_FACTORS:
             coef = coef * node.coef
             mapping = {k: labels[k] for k in range(node.rank)}
             for k in range(node.rank, node.n_indices):
