@@ -7,8 +7,24 @@ from .errors import DiffError, ShapeError
 from .expression import Expr, as_expr, normalise_shape
 
 
-def parse(text: str, **shapes) -> Expr:
-    """Parse text into an Expr; shapes are keywords: ``x=("n",)``, ``A=("m", "n")``."""
+def _option(shapes: dict, name: str, default):
+    """An option that is also a possible variable name (``order``, ``bold``).
+
+    A tuple or list given under that name is the variable's shape; anything
+    else is the option's value.
+    """
+    value = shapes.get(name, default)
+    if isinstance(value, (tuple, list)):
+        return default
+    shapes.pop(name, None)
+    return value
+
+
+def parse(text: str, /, **shapes) -> Expr:
+    """Parse text into an Expr; shapes are keywords: ``x=("n",)``, ``A=("m", "n")``.
+
+    The text is positional, so any name (``text`` too) can be declared.
+    """
     if not isinstance(text, str):
         from .errors import MathcalcError
 
@@ -26,10 +42,15 @@ def _wrt_shape(f: Expr, wrt: str) -> tuple:
     return env[wrt]
 
 
-def diff(f, wrt: str, order: int = 1, **shapes) -> Expr:
-    """The derivative of f with respect to the variable ``wrt``: shape f.shape + wrt's shape."""
+def diff(f, wrt: str, /, **shapes) -> Expr:
+    """The derivative of f with respect to the variable ``wrt``: shape f.shape + wrt's shape.
+
+    ``order=k`` takes the k-th derivative (a tuple under ``order`` declares a
+    variable of that name instead).
+    """
     from .diff import diff_node
 
+    order = _option(shapes, "order", 1)
     f = as_expr(f, shapes)
     shape = _wrt_shape(f, wrt)
     if not isinstance(order, int) or isinstance(order, bool) or order < 1:
@@ -40,12 +61,12 @@ def diff(f, wrt: str, order: int = 1, **shapes) -> Expr:
     return Expr(node, f.variables)
 
 
-def jacobian(f, wrt: str, **shapes) -> Expr:
+def jacobian(f, wrt: str, /, **shapes) -> Expr:
     """Same as diff, for any f: shape f.shape + wrt's shape."""
     return diff(f, wrt, **shapes)
 
 
-def grad(f, wrt: str, **shapes) -> Expr:
+def grad(f, wrt: str, /, **shapes) -> Expr:
     """The gradient of a scalar f: shape of ``wrt``."""
     f = as_expr(f, shapes)
     if f.shape != ():
@@ -54,7 +75,7 @@ def grad(f, wrt: str, **shapes) -> Expr:
     return diff(f, wrt)
 
 
-def hessian(f, wrt: str, **shapes) -> Expr:
+def hessian(f, wrt: str, /, **shapes) -> Expr:
     """diff(diff(f, wrt), wrt) for a scalar f: shape wrt.shape + wrt.shape."""
     f = as_expr(f, shapes)
     if f.shape != ():
@@ -62,17 +83,19 @@ def hessian(f, wrt: str, **shapes) -> Expr:
     return diff(f, wrt, order=2)
 
 
-def latex(f, bold: bool = False, **shapes) -> str:
+def latex(f, /, **shapes) -> str:
     """LaTeX for the expression (bold vectors and matrices with bold=True)."""
     from .printing.latex import to_latex
 
+    bold = _option(shapes, "bold", False)
     return to_latex(as_expr(f, shapes).node, bold=bold)
 
 
-def latex_derivation(f, wrt: str, bold: bool = False, **shapes) -> str:
+def latex_derivation(f, wrt: str, /, **shapes) -> str:
     """The whole statement ``\\frac{\\partial}{\\partial W} f = df`` as one display."""
     from .printing.latex import derivation_latex
 
+    bold = _option(shapes, "bold", False)
     f = as_expr(f, shapes)
     g = diff(f, wrt)
     return derivation_latex(f.node, wrt, g.node, f.variables[wrt], bold=bold)

@@ -7,6 +7,8 @@ declared for it or inherited from the expression it was derived from (SPEC 3:
 
 from __future__ import annotations
 
+import operator
+
 from . import expr as E
 from .errors import MathcalcError
 
@@ -82,7 +84,9 @@ def normalise_shape(name: str, shape) -> tuple:
     """A declared shape as a tuple of ints and names, or a MathcalcError saying why not."""
     from .errors import ShapeError
 
-    if isinstance(shape, (int, str)) and not isinstance(shape, bool):
+    if isinstance(shape, (bytes, bytearray, dict, set, frozenset)):
+        raise ShapeError(f"the shape of {name!r} must be a tuple of dimensions, not {shape!r}")
+    if _as_int(shape) is not None or isinstance(shape, str):
         shape = (shape,)
     try:
         shape = tuple(shape)
@@ -93,11 +97,24 @@ def normalise_shape(name: str, shape) -> tuple:
                          "vectors or matrices")
     dims = []
     for d in shape:
-        if isinstance(d, bool) or not isinstance(d, (int, str)):
-            raise ShapeError(f"dimension {d!r} of {name!r} must be an int or a name")
+        if not isinstance(d, str):
+            n = _as_int(d)
+            if n is None:
+                raise ShapeError(f"dimension {d!r} of {name!r} must be an int or a name")
+            d = n
         if isinstance(d, int) and d < 1:
             raise ShapeError(f"dimension {d} of {name!r} must be positive")
         if isinstance(d, str) and not (d.isidentifier() and d.isascii()):
             raise ShapeError(f"dimension name {d!r} of {name!r} must be an identifier")
         dims.append(d)
     return tuple(dims)
+
+
+def _as_int(value):
+    """An int for Python and numpy integers (not bools), else None."""
+    if isinstance(value, (bool, str)) or getattr(value, "dtype", None) == bool:
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None

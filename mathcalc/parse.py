@@ -454,7 +454,7 @@ class _TermBuilder:
     def _pow(self, node, kids):
         base, token, exponent = kids
         if str(token) == "^" and exponent.op == "var" and not exponent.paren and \
-                exponent.value.startswith("T") and exponent.start == token.end_pos:
+                exponent.value.startswith("T"):  # A^ T is a transpose too (the grammar allows blanks)
             raise _error(f"'^{exponent.value}' is ambiguous: write ^T*{exponent.value[1:]} for a "
                          f"transpose times {exponent.value[1:]}, or ^({exponent.value}) for a "
                          "power", self.text, token.start_pos)
@@ -507,12 +507,28 @@ class _TermBuilder:
                      f"(ASCII), not {literal!r}", self.text, arg.start)
 
 
+# Other tools' names for functions of the table, for the suggestion only.
+_ALIASES = {"ln": "log", "trace": "tr", "logistic": "sigmoid", "expit": "sigmoid",
+            "transpose": "'", "inverse": "inv", "heaviside": "step", "maximum": "max",
+            "minimum": "min", "norm": "norm2", "logsumexp": "logsumexp", "lse": "logsumexp",
+            "diagonal": "diag", "identity": "eye"}
+
+
 def _unknown_function(name: str) -> str:
     known = sorted(set(functions.FUNCTIONS) | set(BUILTIN_CALLS) | set(SIZED) | set(FILLED))
-    close = difflib.get_close_matches(name, known, n=1)
+    lowered = name.lower()
+    alias = _ALIASES.get(lowered)
+    if alias == "'":
+        return f"unknown function {name!r}; the transpose is written A' (or A^T)"
+    if alias is not None:
+        return f"unknown function {name!r}; did you mean {alias!r}?"
+    close = [k for k in known if k.lower() == lowered] or \
+        difflib.get_close_matches(lowered, known, n=1, cutoff=0.5)
     if close:
         return f"unknown function {name!r}; did you mean {close[0]!r}?"
-    return f"unknown function {name!r} (known: {', '.join(known)})"
+    guess = difflib.get_close_matches(lowered, known, n=1, cutoff=0.0)
+    hint = f"; did you mean {guess[0]!r}?" if guess else ""
+    return f"unknown function {name!r}{hint} (known: {', '.join(known)})"
 
 
 # ---------------------------------------------------------------------------
@@ -661,13 +677,14 @@ def _bits(node: E.Node) -> int:
 
 def _sum_bits(nodes) -> int:
     """A bound on the bits of the coefficients ``add`` collects from these terms:
-    denominators multiply, numerators grow by a bit per term at most."""
+    the common denominator divides the product of the distinct denominators
+    (0.1 + 0.1 + … stays tenths), numerators grow by a bit per term at most."""
     coefs = []
     for node in nodes:
         for term in (node.terms if isinstance(node, E.Sum) else (node,)):
             value = _coef(term)
             coefs.append(value if isinstance(value, Fraction) else Fraction(1))
-    denominators = sum(c.denominator.bit_length() - 1 for c in coefs)
+    denominators = sum(d.bit_length() - 1 for d in {c.denominator for c in coefs})
     numerators = max((abs(c.numerator).bit_length() for c in coefs), default=0)
     return numerators + denominators + len(coefs).bit_length()
 

@@ -501,3 +501,9 @@ def test_every_term_kind_is_inferred_and_lowered():
     for op in shapes_module.TERM_OPS:
         assert hasattr(shapes_module._Inference, "_dims_" + op), op
         assert op in P._LOWER or op == "var", op
+
+
+def test_long_sums_of_decimal_constants_fold_exactly():
+    # every term is in tenths or thousandths: the common denominator stays small
+    assert mc.parse(" + ".join(["0.001*x"] * 1500), x=("n",)) == mc.parse("1.5*x", x=("n",))
+    assert mc.parse(" + ".join(["0.1"] * 5000)) == mc.parse("500")

@@ -101,6 +101,19 @@ def test_unknown_function_suggests_a_known_one():
     assert "known:" in parse_error("qqqqqq(x)").message
 
 
+@pytest.mark.parametrize("text, meant", [("ln(x)", "log"), ("trace(X)", "tr"), ("ReLU(x)", "relu"),
+                                         ("Tr(X)", "tr"), ("Exp(x)", "exp"),
+                                         ("logistic(x)", "sigmoid")])
+def test_unknown_function_suggests_across_case_and_other_tools_names(text, meant):
+    assert parse_error(text).message.endswith(f"did you mean {meant!r}?")
+
+
+def test_transpose_spelled_with_a_blank_is_as_ambiguous_as_without():
+    assert parse_error("A^ Tx").message == parse_error("A^Tx").message
+    assert "ambiguous" in parse_error("A^ Tx").message
+    assert str(mc.parse("A^ T", A=(2, 3))) == "A'"
+
+
 def test_wrong_number_of_arguments():
     assert parse_error("max(x)").message == "max takes 2 arguments, got 1"
     assert parse_error("exp(x, y)").message == "exp takes 1 argument, got 2"

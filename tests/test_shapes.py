@@ -47,6 +47,28 @@ def test_unnormalised_declarations():
     assert env["A"] == ("m", "n")
 
 
+def test_numpy_integer_dimensions_are_ints():
+    np = pytest.importorskip("numpy")
+    env, shape = shapes("A*x", A=(np.int64(2), np.int32(3)), x=np.int64(3))
+    assert env == {"A": (2, 3), "x": (3,)} and shape == (2,)
+    assert all(type(d) is int for d in env["A"])
+
+
+@pytest.mark.parametrize("name", ["text", "f", "wrt", "order", "bold"])
+def test_any_name_can_be_declared_through_the_api(name):
+    f = mc.parse(f"{name}*x'*x", **{name: (), "x": ("n",)})
+    assert f.variables == {name: (), "x": ("n",)}
+    g = mc.diff(f"{name}*x'*x", "x", **{name: (), "x": ("n",)})
+    assert mc.equivalent(g, f"2*{name}*x")
+    assert mc.grad(f, "x").shape == ("n",) and mc.hessian(f, "x").shape == ("n", "n")
+    assert mc.latex(f"{name}*x", **{name: ()})
+
+
+def test_options_named_like_variables_still_work():
+    assert mc.diff("x^3", "x", order=2) == mc.parse("6*x", x=())
+    assert r"\mathbf" in mc.latex("A*x", bold=True)
+
+
 def test_declared_names_absent_from_the_text_are_kept():
     env, _ = shapes("a'*x", a=("n",), x=("n",), A=("n", "n"), c=())
     assert list(env) == ["a", "x", "A", "c"]
@@ -60,7 +82,8 @@ def test_declared_kind_beats_the_convention():
     assert shape == ("m", "n")
 
 
-@pytest.mark.parametrize("bad", [(1, 2, 3), (0,), (-2,), ("n m",), (1.5,), (True,), object()])
+@pytest.mark.parametrize("bad", [(1, 2, 3), (0,), (-2,), ("n m",), (1.5,), (True,), object(),
+                                 b"n", {"n"}])
 def test_bad_declarations(bad):
     with pytest.raises(mc.MathcalcError):
         P.parse_text("x", {"x": bad})
