@@ -9,6 +9,14 @@ call from user code).
 Non-smooth points follow one convention everywhere: the derivative at a kink
 is 0 (step(0) = 0, so d max(0, u)/du at u = 0 is 0; sign(0) = 0, so
 d abs(u)/du at 0 is 0).
+
+An entry never changes meaning once it is in the table: expressions, their
+derivatives and compiled functions refer to it by name. Where a derivative
+needs a scalar function the table lacks (SymPy's ``atan``, say), an entry is
+added for it, named after the SymPy function, or ``<f>_aux<k>`` after the
+function ``f`` being differentiated; it parses, prints and lambdifies like
+any other, and ``register_function`` cannot take its name for another
+function.
 """
 
 from __future__ import annotations
@@ -75,13 +83,21 @@ def _step_np(u):
     return (np.asarray(u) > 0).astype(float)
 
 
+# Special functions numpy lacks, element-wise through the math module.
+_SPECIAL = {name: np.vectorize(getattr(math, name), otypes=[float])
+            for name in ("erf", "erfc", "gamma", "lgamma")}
+_SPECIAL["loggamma"] = _SPECIAL["lgamma"]
+
+
 @dataclass
 class ElementwiseFunction:
     name: str
     scalar: sympy.Expr  # the function applied to the symbol U
     numpy: Callable
     latex: str  # LaTeX command or operator name, e.g. r"\tanh"
-    builtin: bool = True
+    builtin: bool = True  # codegen writes it from its own template (codegen._TEMPLATES)
+    kind: str = "builtin"  # "builtin" (the language's), "user" (register_function), "derived"
+    origin: str = ""  # for a derived entry: the function whose derivative needed it
     _derivative: sympy.Expr | None = field(default=None, repr=False)
 
     def scalar_derivative(self) -> sympy.Expr:
@@ -91,7 +107,7 @@ class ElementwiseFunction:
 
     def derivative(self, arg: E.Node) -> E.Node:
         """f'(arg) as an expression node, element-wise over arg."""
-        return from_scalar_sympy(self.scalar_derivative(), arg)
+        return from_scalar_sympy(self.scalar_derivative(), arg, self.origin or self.name)
 
 
 def _op(name):
@@ -118,13 +134,17 @@ _builtin("step", step(U), _step_np, _op("step"))
 _builtin("sigmoid", sigmoid(U), _sigmoid_np, r"\sigma")
 _builtin("relu", relu(U), lambda u: np.maximum(u, 0.0), _op("relu"))
 _builtin("softplus", softplus(U), lambda u: np.logaddexp(0.0, u), _op("softplus"))
+# erf (GELU's Gaussian CDF is (1 + erf(u/√2))/2) is the language's too, but codegen has
+# no template for it yet: generated code maps math.erf over the entries.
+FUNCTIONS["erf"] = ElementwiseFunction("erf", sympy.erf(U), _SPECIAL["erf"], _op("erf"),
+                                       builtin=False)
 
 # SymPy heads that read back as a table function.
 _SYMPY_HEADS = {
     sympy.exp: "exp", sympy.log: "log", sympy.sin: "sin", sympy.cos: "cos",
     sympy.tan: "tan", sympy.tanh: "tanh", sympy.Abs: "abs", sympy.sign: "sign",
     step: "step", sign: "sign", sigmoid: "sigmoid", relu: "relu",
-    softplus: "softplus", absolute: "abs", sympy.Heaviside: "step",
+    softplus: "softplus", absolute: "abs", sympy.Heaviside: "step", sympy.erf: "erf",
 }
 
 # Names the language gives other meanings; a registered function may not take them.
@@ -144,10 +164,18 @@ def register_function(name: str, scalar_expr, latex: str | None = None,
 
     ``register_function("swish", x / (1 + sympy.exp(-x)))`` makes ``swish(u)``
     parse, differentiate (through SymPy), print and lambdify.
+
+    A name is registered once. Registering it again with the same expression
+    returns the entry (taking the new ``latex``, if given); with a different
+    expression it is a MathcalcError, because expressions, derivatives and
+    compiled functions made before would silently change meaning: register
+    the new function under a new name. Built-in names, the language's own
+    names (``sum``, ``max``, ``I``, …) and names mathcalc gave a function a
+    derivative needed (see the module docstring) cannot be redefined.
     """
     if not isinstance(name, str) or not _IDENT.match(name) or keyword.iskeyword(name):
         raise MathcalcError(f"{name!r} is not a valid function name (letters, digits, _)")
-    if name in RESERVED or (name in FUNCTIONS and FUNCTIONS[name].builtin):
+    if name in RESERVED or (name in FUNCTIONS and FUNCTIONS[name].kind == "builtin"):
         raise MathcalcError(f"{name!r} is a built-in name and cannot be redefined")
     if not isinstance(scalar_expr, sympy.Basic):
         raise MathcalcError("register_function needs a SymPy expression in one symbol")
@@ -160,19 +188,25 @@ def register_function(name: str, scalar_expr, latex: str | None = None,
     elif not free <= {symbol}:
         raise MathcalcError(f"the expression for {name!r} has symbols other than {symbol}")
     scalar = scalar_expr.subs(symbol, U)
+    old = FUNCTIONS.get(name)
+    if old is not None:
+        if old.scalar == scalar:
+            if latex is not None:
+                old.latex = latex
+            return old
+        made = ("registered" if old.kind == "user" else
+                f"defined by mathcalc for the derivative of {old.origin!r}")
+        raise MathcalcError(
+            f"{name!r} is already {made} as {old.scalar.subs(U, symbol)}; a function cannot "
+            "be redefined (expressions already using it would change meaning): register "
+            "the new one under another name")
     # SymPy's own printer turns the expression into numpy calls; the text comes
     # from a SymPy object the caller built in Python, with our own symbol U.
     numpy_fn = _numpy_of(scalar)
     entry = ElementwiseFunction(name, scalar, _vectorised(numpy_fn),
-                                latex or _op(name), builtin=False)
+                                latex or _op(name), builtin=False, kind="user")
     FUNCTIONS[name] = entry
     return entry
-
-
-# Special functions numpy lacks, element-wise through the math module.
-_SPECIAL = {name: np.vectorize(getattr(math, name), otypes=[float])
-            for name in ("erf", "erfc", "gamma", "lgamma")}
-_SPECIAL["loggamma"] = _SPECIAL["lgamma"]
 
 
 def _numpy_of(scalar: sympy.Expr):
@@ -187,40 +221,57 @@ def _vectorised(fn):
     return call
 
 
-def _derived_function(scalar: sympy.Expr) -> str:
-    """A table entry for a scalar expression the node set cannot spell (e.g. erf)."""
+def _free_name(name: str) -> bool:
+    return bool(_IDENT.match(name)) and not keyword.iskeyword(name) and \
+        name not in RESERVED and name not in FUNCTIONS
+
+
+def _derived_function(scalar: sympy.Expr, origin: str) -> str:
+    """The table entry for a scalar function of U the table lacks, added if need be.
+
+    Named after the SymPy function where ``scalar`` is one applied to U (``atan``),
+    else ``<origin>_aux<k>``, always a name not yet taken; register_function
+    cannot take it later for another function (entries never change meaning).
+    """
     for entry in FUNCTIONS.values():
         if entry.scalar == scalar:
             return entry.name
-    k = 1
-    while f"d{k}_fn" in FUNCTIONS:
-        k += 1
-    name = f"d{k}_fn"
+    name = scalar.func.__name__ if isinstance(scalar, sympy.Function) else ""
+    if not (scalar.args == (U,) and _free_name(name)):
+        k = 1
+        while not _free_name(f"{origin}_aux{k}"):
+            k += 1
+        name = f"{origin}_aux{k}"
     numpy_fn = _numpy_of(scalar)
     FUNCTIONS[name] = ElementwiseFunction(name, scalar, _vectorised(numpy_fn), _op(name),
-                                          builtin=False)
+                                          builtin=False, kind="derived", origin=origin)
     return name
 
 
-def from_scalar_sympy(s: sympy.Expr, arg: E.Node) -> E.Node:
-    """Read a SymPy expression in U back as nodes, U standing for ``arg`` element-wise."""
+def from_scalar_sympy(s: sympy.Expr, arg: E.Node, origin: str = "sympy") -> E.Node:
+    """Read a SymPy expression in U back as nodes, U standing for ``arg`` element-wise.
+
+    ``origin`` names what the expression came from (the function being
+    differentiated), for naming a function the table has to gain.
+    """
     if s == U:
         return arg
     if not s.has(U):
-        if s.is_Rational:
-            return _broadcast(E.num(sympy.Rational(s).p) if s.is_Integer
-                              else E.num(_fraction(s)), arg)
-        return _broadcast(E.num(float(s)), arg)
+        return _broadcast(_constant(s), arg)
     if isinstance(s, sympy.Add):
-        return E.add(*[from_scalar_sympy(t, arg) for t in s.args])
+        return E.add(*[from_scalar_sympy(t, arg, origin) for t in s.args])
     if isinstance(s, sympy.Mul):
+        # The constant factors as one coefficient: 1/sqrt(2*pi), not 0.56…*sqrt(2)/2.
+        const = sympy.Mul(*[t for t in s.args if not t.has(U)])
         result = None
         for t in s.args:
-            node = from_scalar_sympy(t, arg)
-            result = node if result is None else E.hadamard(result, node)
-        return result
+            if t.has(U):
+                node = from_scalar_sympy(t, arg, origin)
+                result = node if result is None else E.hadamard(result, node)
+        c = _constant(const)
+        return E.scale(c.value, result) if isinstance(c, E.Num) else E.hadamard(c, result)
     if isinstance(s, sympy.Pow):
-        base = from_scalar_sympy(s.base, arg)
+        base = from_scalar_sympy(s.base, arg, origin)
         e = s.exp
         if e == sympy.Rational(1, 2):
             return E.apply("sqrt", base)
@@ -229,17 +280,39 @@ def from_scalar_sympy(s: sympy.Expr, arg: E.Node) -> E.Node:
         if e.is_Rational:
             return E.power(base, E.num(_fraction(e)))
         if s.base == sympy.E:
-            return E.apply("exp", from_scalar_sympy(e, arg))
+            return E.apply("exp", from_scalar_sympy(e, arg, origin))
     if isinstance(s, (sympy.Max, sympy.Min)) and len(s.args) == 2:
         make = E.maximum if isinstance(s, sympy.Max) else E.minimum
-        a, b = (E.num(_fraction(t)) if t.is_Rational else from_scalar_sympy(t, arg) for t in s.args)
+        a, b = (E.num(_fraction(t)) if t.is_Rational else from_scalar_sympy(t, arg, origin)
+                for t in s.args)
         return make(a, b)
     head = s.func
     if head in _SYMPY_HEADS and len(s.args) == 1:
-        return E.apply(_SYMPY_HEADS[head], from_scalar_sympy(s.args[0], arg))
-    if isinstance(s, sympy.Function) and len(s.args) == 1 and s.func.__name__ in FUNCTIONS:
-        return E.apply(s.func.__name__, from_scalar_sympy(s.args[0], arg))
-    return E.apply(_derived_function(s), arg)
+        return E.apply(_SYMPY_HEADS[head], from_scalar_sympy(s.args[0], arg, origin))
+    if isinstance(s, sympy.Function) and len(s.args) == 1 and head(U).func is head:
+        # A function of one argument: its own entry, applied to the argument read back,
+        # so erfc(sqrt(2)*u/2) reads as erfc(sqrt(2)*x/2).
+        name = _derived_function(head(U), origin)
+        return E.apply(name, from_scalar_sympy(s.args[0], arg, origin))
+    return E.apply(_derived_function(s, origin), arg)
+
+
+def _constant(c: sympy.Expr) -> E.Node:
+    """A constant as a scalar node: exact for a rational times the square root of a
+    rational (sqrt(2)/2), a float otherwise (the language has no pi)."""
+    if c.is_Rational:
+        return E.num(_fraction(c))
+    coef, rest = c.as_coeff_Mul()
+    if coef.is_Rational and isinstance(rest, sympy.Pow) and rest.base.is_Rational \
+            and rest.base > 0 and rest.exp in (sympy.Rational(1, 2), sympy.Rational(-1, 2)):
+        root = E.apply("sqrt", E.num(_fraction(rest.base)))
+        if rest.exp < 0:
+            root = E.power(root, E.num(-1))
+        return E.scale(_fraction(coef), root)
+    try:
+        return E.num(float(c))
+    except TypeError:
+        raise MathcalcError(f"the constant {c} has no real value") from None
 
 
 def _fraction(r):
