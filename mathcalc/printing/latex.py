@@ -3,13 +3,18 @@
 ``to_latex(node, bold=False)`` renders what ``recognise`` finds, with the
 brackets of the shared precedence table (``mast.needs_parens``):
 ``A^{\\top}``, ``x \\odot y``, ``x \\oslash y``, ``X^{-1}``, ``\\operatorname{tr}``,
-``\\det``, ``\\log\\det``, ``\\operatorname{diag}``, ``\\lVert x \\rVert_2``,
+``\\det``, ``\\log\\det``, ``\\operatorname{diag}``, ``\\lVert x \\rVert_2``
+(for matrices ``\\lVert X \\rVert_F`` and ``\\lVert \\operatorname{vec}(X) \\rVert_1``),
 functions by their table's ``latex`` field (``\\sigma`` for sigmoid), ``I``
-for the identity, ``\\mathbf{1}`` for ones, index notation with subscripts and
-``\\delta_{ik}``. Names: Greek letters become commands (``α`` and ``alpha``
-are ``\\alpha``), trailing digits and ``_`` parts become subscripts (``W1``
-and ``W_1`` are ``W_{1}``). With ``bold=True`` vectors and matrices are bold
-(``\\mathbf{x}``, ``\\boldsymbol{\\alpha}``); scalars stay italic.
+for the identity, ``\\mathbf{1}`` for ones, index notation with subscripts,
+``\\delta_{ik}`` and an explicit ``\\sum_{p,q}`` over the summed indices.
+Fractions take no brackets a sum or product would need elsewhere
+(``\\frac{a + b}{c d}``). Names: Greek letters become commands (``α`` and
+``alpha`` are ``\\alpha``), trailing digits and ``_`` parts become subscripts
+(``W1`` and ``W_1`` are ``W_{1}``), Unicode compatibility forms are read as
+the letters they stand for (``µ``, ``Wᵢ``, ``ℓ``: see ``latex_name``). With
+``bold=True`` vectors and matrices are bold (``\\mathbf{x}``,
+``\\boldsymbol{\\alpha}``); scalars stay italic.
 
 Only macros KaTeX knows are used.
 """
@@ -17,9 +22,11 @@ Only macros KaTeX knows are used.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from .. import expr as E
 from . import mast as M
+from . import recognise as R
 
 GREEK = {
     "α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsilon", "ζ": "zeta",
@@ -38,77 +45,158 @@ _GREEK_WORDS = set(GREEK.values())
 
 def to_latex(node: E.Node, bold: bool = False) -> str:
     """LaTeX of an expression node (bold vectors and matrices with ``bold=True``)."""
-    from .recognise import recognise
-
-    return _Latex(bold).render_all(recognise(node))
+    printer = _Latex(bold)
+    return printer.render_all(printer.recognise(node))
 
 
 def derivation_latex(f_node: E.Node, wrt_name: str, g_node: E.Node, wrt_shape: tuple,
                      bold: bool = False) -> str:
     """``\\frac{\\partial}{\\partial W} \\left( f \\right) = g`` as one display.
 
-    A single symbol f reads ``\\frac{\\partial f}{\\partial x} = g``.
+    A single symbol f reads ``\\frac{\\partial f}{\\partial x} = g``; f is
+    bracketed only where the operator's reach needs it (sums, products, a
+    leading minus): ``\\frac{\\partial}{\\partial x} \\exp\\left( x \\right)``.
     """
-    from .recognise import recognise
-
     printer = _Latex(bold)
     wrt = printer.name(wrt_name, len(wrt_shape) > 0)
-    f_ast = recognise(f_node)
+    f_ast = printer.recognise(f_node)
     f_tex = printer.render_all(f_ast)
-    g_tex = printer.render_all(recognise(g_node))
+    g_tex = printer.render_all(printer.recognise(g_node))
     if isinstance(f_ast, M.Leaf):
         return rf"\frac{{\partial {f_tex}}}{{\partial {wrt}}} = {g_tex}"
-    return rf"\frac{{\partial}}{{\partial {wrt}}} \left( {f_tex} \right) = {g_tex}"
+    if M.precedence(f_ast) <= M.NEG or id(f_ast) in printer.summed:
+        # The operator's reach: a sum, a product or a minus sign is bracketed.
+        f_tex = rf"\left( {f_tex} \right)"
+    return rf"\frac{{\partial}}{{\partial {wrt}}} {f_tex} = {g_tex}"
 
 
 def latex_name(name: str, bold: bool = False) -> str:
-    """A variable name in LaTeX: ``W1`` -> ``W_{1}``, ``λ`` -> ``\\lambda``, ``x_hat`` -> ``x_{hat}``."""
-    m = re.fullmatch(r"(.+?)_?(\d+)", name)
+    """A variable name in LaTeX: ``W1`` -> ``W_{1}``, ``λ`` -> ``\\lambda``, ``x_hat`` -> ``x_{hat}``.
+
+    Unicode compatibility characters are read by their NFKC form where that
+    keeps their meaning: ``µ`` (micro sign) is ``\\mu``, fullwidth ``ｘ`` is
+    ``x``, ``ﬁ`` is ``fi``; subscript and superscript letters become scripts
+    (``Wᵢ`` -> ``W_{i}``, ``xʰ`` -> ``x^{h}``); mathematical font letters keep
+    their font (``𝐱`` -> ``\\mathbf{x}``, ``ℝ`` -> ``\\mathbb{R}``); ``ℓ`` is
+    ``\\ell``. Other non-ASCII letters are ``\\text{…}`` (``é``, ``中``). So
+    that every name typesets in KaTeX's strict mode, two names the parser
+    keeps apart (``µ`` and ``μ``) can typeset alike.
+    """
+    stem_text, sub_scripts, sup_scripts = _peel_scripts(name)
+    if sub_scripts and len(stem_text) > 1 and stem_text.endswith("_"):
+        stem_text = stem_text[:-1]  # x_ᵢ is x_{i}
+    m = re.fullmatch(r"(.+?)_?(\d+)", stem_text)
     if m and not m.group(1).endswith("_"):
         stem, sub = m.group(1), m.group(2)  # W1, W_2
-    elif "_" in name[1:-1]:
-        stem, sub = name.split("_", 1) if not name.startswith("_") else (name, "")  # x_hat
+    elif "_" in stem_text[1:-1]:
+        stem, sub = stem_text.split("_", 1) if not stem_text.startswith("_") else (stem_text, "")
     else:
-        stem, sub = name, ""
+        stem, sub = stem_text, ""
     body = _stem(stem).strip()
     if bold:
         body = _bold(stem, body)
-    if sub:
-        body += "_{" + _plain(sub) + "}"
+    subs = [_plain(part, script=True) for part in (sub, sub_scripts) if part]
+    if subs:
+        body += "_{" + ",".join(subs) + "}"
+    if sup_scripts:
+        body += "^{" + _plain(sup_scripts, script=True) + "}"
     return body
+
+
+def _peel_scripts(name: str) -> tuple:
+    """``Wᵢⱼ`` -> ("W", "ij", ""): trailing subscript and superscript letters, folded."""
+    end, subs, sups = len(name), [], []
+    while end > 1:
+        tag, folded = _compat(name[end - 1])
+        if tag == "<sub>":
+            subs.append(folded)
+        elif tag == "<super>":
+            sups.append(folded)
+        else:
+            break
+        end -= 1
+    return name[:end], "".join(reversed(subs)), "".join(reversed(sups))
+
+
+def _compat(ch: str) -> tuple:
+    """(decomposition tag such as ``<sub>`` or None, NFKC form) of one character."""
+    decomposition = unicodedata.decomposition(ch)
+    tag = decomposition.split(" ", 1)[0] if decomposition.startswith("<") else None
+    return tag, unicodedata.normalize("NFKC", ch)
 
 
 def _stem(stem: str) -> str:
     if stem in _GREEK_WORDS:
         return "\\" + stem
-    if len(stem) == 1:
+    tag, folded = _compat(stem) if len(stem) == 1 else (None, stem)
+    if tag in ("<sub>", "<super>"):
+        return _plain(folded)  # a name ᵢ alone is i
+    if len(stem) == 1 and not (tag in _FOLDED_TAGS and len(folded) > 1):  # ﬁ is fi
         return _char(stem)
     return r"\mathit{" + _plain(stem) + "}"
 
 
-def _char(ch: str) -> str:
+def _char(ch: str, script: bool = False) -> str:
+    """One character of a name; ``script`` inside a subscript (where ``ᵢ`` is just ``i``)."""
     if ch in GREEK:
         return "\\" + GREEK[ch] + " "
     if ch in LATIN_LOOKING:
         return LATIN_LOOKING[ch]
+    if ch in LETTERLIKE:
+        return LETTERLIKE[ch] + " "
     if ch == "_":
         return r"\_"
     if ch.isascii():
         return ch
+    tag, folded = _compat(ch)
+    if tag == "<sub>":
+        inner = _plain(folded, script=True)
+        return inner if script else "_{" + inner + "}"
+    if tag == "<super>":
+        return "^{" + _plain(folded, script=True) + "}"
+    if tag == "<font>":
+        return _font(ch, _plain(folded, script))
+    if tag in _FOLDED_TAGS:
+        return "".join(_char(c, script) for c in folded)
     return r"\text{" + ch + "}"
 
 
-def _plain(text: str) -> str:
+# Decomposition tags whose NFKC form is the same letter (µ, ｘ, ﬁ, ...).
+_FOLDED_TAGS = {"<compat>", "<wide>", "<narrow>", "<small>", "<noBreak>",
+                "<initial>", "<medial>", "<final>", "<isolated>"}
+
+# Letters with a command of their own (ℓ's NFKC form, l, would lose its meaning).
+LETTERLIKE = {"ℓ": r"\ell", "ℏ": r"\hbar", "℘": r"\wp", "ı": r"\imath", "ȷ": r"\jmath"}
+
+# Mathematical font letters (𝐱, ℝ, 𝔄, ...): the font, from the Unicode name, in this order.
+_FONTS = (("DOUBLE-STRUCK", r"\mathbb"), ("FRAKTUR", r"\mathfrak"), ("BLACK-LETTER", r"\mathfrak"),
+          ("SCRIPT", r"\mathcal"), ("SANS-SERIF", r"\mathsf"), ("MONOSPACE", r"\mathtt"),
+          ("BOLD", r"\mathbf"))
+
+
+def _font(ch: str, letter: str) -> str:
+    name = unicodedata.name(ch, "")
+    for word, command in _FONTS:
+        if word in name:
+            if command == r"\mathbf" and (letter.startswith("\\") or "ITALIC" in name):
+                command = r"\boldsymbol"  # bold Greek, bold italic
+            return command + "{" + letter + "}"
+    return letter  # italic (𝑥, ℎ): how math letters are set anyway
+
+
+def _plain(text: str, script: bool = False) -> str:
     """Text inside \\mathit{} or a subscript: Greek as commands, _ escaped."""
-    out = "".join(_char(ch) for ch in text)
+    out = "".join(_char(ch, script) for ch in text)
     return out.rstrip()
 
 
 def _bold(stem: str, body: str) -> str:
-    if stem in _GREEK_WORDS or (len(stem) == 1 and stem in GREEK):
-        return r"\boldsymbol{" + body.strip() + "}"
+    if body.startswith((r"\mathbf{", r"\boldsymbol{")):
+        return body  # 𝐱, 𝛂: bold already
     if body.startswith(r"\mathit{"):
         return r"\mathbf{" + body[len(r"\mathit{"):]
+    if body.startswith("\\") and not body.startswith(r"\text{"):
+        return r"\boldsymbol{" + body.strip() + "}"  # \alpha, \ell, \mathbb{R}
     return r"\mathbf{" + body.strip() + "}"
 
 
@@ -125,10 +213,52 @@ _CALLS = {
 }
 
 
+class _SumsRecogniser(R._Recogniser):
+    """The recogniser, noting the indices each index-notation product sums over.
+
+    ``summed`` maps id(ast) -> (ast, indices) for the AST of every product
+    with summed indices (under a minus sign: the AST inside it), so that
+    LaTeX can write ``\\sum_{p,q}``: ``\\delta_{ik} \\delta_{jl} X_{pq}`` alone
+    would read as one entry of X. The index names are the recogniser's own
+    (``_fresh_index``), taken again from where the product's names began.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.summed: dict = {}
+
+    def indexed(self, node: E.Node, names: tuple) -> M.Ast:
+        if not isinstance(node, E.Product) or node.n_indices == node.rank:
+            return super().indexed(node, names)
+        first = self._next_index
+        ast = super().indexed(node, names)
+        after, self._next_index = self._next_index, first
+        bound = tuple(self._fresh_index() for _ in range(node.rank, node.n_indices))
+        self._next_index = after
+        target = ast.arg if isinstance(ast, M.Neg) else ast
+        outer = self.summed.get(id(target), (None, ()))[1]  # a lone factor summing again
+        self.summed[id(target)] = (target, bound + outer)
+        return ast
+
+
 class _Latex:
     def __init__(self, bold: bool):
         self.bold = bold
         self._done: dict = {}  # id -> (ast, text); the ast is kept so its id stays its own
+        self.summed: dict = {}  # id -> (ast, indices summed over), from recognise()
+
+    def recognise(self, node: E.Node) -> M.Ast:
+        """``recognise.recognise(node)``, keeping the summed indices of index notation."""
+        recogniser = _SumsRecogniser()
+        for part in E.walk(node)[:-1]:  # children first, as recognise.recognise does
+            if part.rank <= 2:
+                try:
+                    recogniser.matrix(part)
+                except R._NoMatrixForm:
+                    pass
+        ast = recogniser.top(node)
+        self.summed.update(recogniser.summed)
+        return ast
 
     def name(self, name: str, nonscalar: bool) -> str:
         return latex_name(name, self.bold and nonscalar)
@@ -147,12 +277,21 @@ class _Latex:
         if rule is None:
             raise TypeError(f"LaTeX printer: unknown AST node {type(ast).__name__}")
         text = rule(self, ast)
+        summed = self.summed.get(id(ast))
+        if summed is not None:
+            text = rf"\sum_{{{','.join(summed[1])}}} " + text
         self._done[id(ast)] = (ast, text)
         return text
 
     def _sub(self, parent: M.Ast, child: M.Ast, role: str) -> str:
         text = self.render(child)
-        return rf"\left( {text} \right)" if M.needs_parens(parent, child, role) else text
+        if id(child) in self.summed:
+            # A sum reaches to the next + or -: bracketed anywhere but as a term
+            # or after a minus sign (x_{k} \left( \sum_{p} A_{ip} \right)).
+            bracket = not (role == "term" or (role == "arg" and isinstance(parent, M.Neg)))
+        else:
+            bracket = M.needs_parens(parent, child, role)
+        return rf"\left( {text} \right)" if bracket else text
 
     # -- leaves and calls ---------------------------------------------------
 
@@ -176,17 +315,31 @@ class _Latex:
         if a.name == "inv":
             return self._superscript(a.args[0], "-1")
         if a.name in ("norm1", "norm2"):
-            return rf"\left\lVert {args[0]} \right\rVert_{a.name[-1]}"
+            return self._norm(a.name, a.args[0], args[0])
         fn = _CALLS.get(a.name) or _function_latex(a.name)
         if fn == r"\sqrt":
             return rf"\sqrt{{{args[0]}}}"
         return rf"{fn}\left( {', '.join(args)} \right)"
+
+    def _norm(self, name: str, arg: M.Ast, text: str) -> str:
+        """Vectors: ``\\lVert x \\rVert_2`` and ``\\lVert x \\rVert_1``. Matrices:
+        ``norm2`` is the Frobenius norm, ``\\lVert X \\rVert_F``; ``norm1`` is the
+        entry-wise 1-norm (the sum of ``|X_ij|``), written ``\\lVert \\operatorname{vec}(X)
+        \\rVert_1`` because ``\\lVert X \\rVert_1`` usually means the induced norm
+        (the largest column sum)."""
+        if arg.kind != M.MATRIX:
+            return rf"\left\lVert {text} \right\rVert_{name[-1]}"
+        if name == "norm2":
+            return rf"\left\lVert {text} \right\rVert_F"
+        return rf"\left\lVert \operatorname{{vec}}\left( {text} \right) \right\rVert_1"
 
     def _superscript(self, base: M.Ast, sup: str) -> str:
         """``base^{sup}``, bracketing a base that is compound or already has a superscript."""
         text = self.render(base)
         if not _simple_base(base):
             text = rf"\left( {text} \right)"
+        elif isinstance(base, M.Leaf) and "^" in text:
+            text = "{" + text + "}"  # a name with a superscript of its own (xʰ)
         return f"{text}^{{{sup}}}"
 
     # -- operators -----------------------------------------------------------
@@ -219,27 +372,45 @@ class _Latex:
         return text
 
     def _scaled(self, a: M.Scaled) -> str:
-        """``\\frac{1}{2} x`` for numeric divisors alone, ``\\frac{3 x}{2 a}`` with symbolic ones."""
+        """``\\frac{1}{2} x`` for numeric divisors alone, ``\\frac{3 x}{2 a}`` with symbolic ones.
+
+        The braces of ``\\frac`` group numerator and denominator: a lone sum or
+        product there takes no brackets (``\\frac{a}{b c}``, ``\\frac{a + b}{c}``);
+        several factors side by side bracket sums as any product does.
+        """
         numbers = [d for d in a.divisors if isinstance(d, M.Leaf) and d.role == "number"]
         symbols = [d for d in a.divisors if d not in numbers]
         rest = tuple(a.scalars) + ((a.body,) if a.body is not None else ())
-        parts = []
-        if numbers and not symbols:
-            den = r" \cdot ".join(_number(d.text) for d in numbers)
-            parts.append(rf"\frac{{{_number(a.number or '1')}}}{{{den}}}")
-        elif a.number is not None or not rest:
-            parts.append(_number(a.number or "1"))
-        for item in rest:
-            parts.append(self._sub(a, item, "rest" if parts else "first"))
-        numerator = _juxtapose(parts)
         if not symbols:
-            return numerator
-        if parts == ["1"]:
-            numerator = "1"
-        den = _juxtapose([_number(d.text) for d in numbers] +
-                         [self._sub(a, d, "rest" if k or numbers else "first")
-                          for k, d in enumerate(symbols)])
-        return rf"\frac{{{numerator}}}{{{den}}}"
+            parts = []
+            if numbers:
+                den = r" \cdot ".join(_number(d.text) for d in numbers)
+                parts.append(rf"\frac{{{_number(a.number or '1')}}}{{{den}}}")
+            elif a.number is not None or not rest:
+                parts.append(_number(a.number or "1"))
+            for item in rest:
+                parts.append(self._sub(a, item, "rest" if parts else "first"))
+            return _juxtapose(parts)
+        lead = (M.Leaf(a.number, M.SCALAR, "number"),) if a.number is not None else ()
+        numerator = self._fraction_side(a, lead + rest)
+        denominator = self._fraction_side(a, tuple(numbers) + tuple(symbols))
+        return rf"\frac{{{numerator}}}{{{denominator}}}"
+
+    def _fraction_side(self, a: M.Scaled, items: tuple) -> str:
+        """The numerator or denominator of a fraction: ``1`` when empty, a lone item
+        bare, several side by side (scalar products among them need no brackets:
+        ``\\frac{a}{2 b c}``)."""
+        if not items:
+            return "1"
+        if len(items) == 1:
+            return self.render(items[0])
+        parts = []
+        for k, item in enumerate(items):
+            flat = (item.kind == M.SCALAR and isinstance(item, (M.Scaled, M.MatMul))
+                    and not getattr(item, "divisors", ()) and id(item) not in self.summed)
+            parts.append(self.render(item) if flat else
+                         self._sub(a, item, "first" if k == 0 else "rest"))
+        return _juxtapose(parts)
 
     def _add(self, a: M.Add) -> str:
         parts = []
