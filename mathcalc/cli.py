@@ -2,10 +2,20 @@
 
 Exit status: 0 success, 1 a check that failed (``diff --check``, ``check``),
 2 bad input (any ``MathcalcError``, shown as its one-line message with the
-caret, never a traceback; click's usage errors also exit 2), 3 an internal
-error (a bug in mathcalc: set ``MATHCALC_DEBUG=1`` to see its traceback).
+caret, never a traceback; click's usage errors, an unknown option among
+them, also exit 2), 3 an internal error (a bug in mathcalc: set
+``MATHCALC_DEBUG=1`` to see its traceback), 141 standard output closed early
+(``mathcalc diff ... | head -1``): nothing more is written and no message is
+shown, the Python documentation's idiom (stdout pointed at devnull). The
+status is 128 + SIGPIPE, what the shell shows for a tool that SIGPIPE
+ended, rather than the 1 that click's own handler and the Python
+documentation use: 1 here means a failed check.
 
 A bare ``mathcalc EXPR [--shape ...]`` is ``mathcalc shapes EXPR [--shape ...]``.
+EXPR may start with a minus sign (``mathcalc diff "-x'*x" --wrt x``): there
+are no short options, so a token ``-...`` is an expression; a token
+``--...`` is an option and an unknown one is a usage error. An expression
+that starts with ``--`` goes after ``--``.
 """
 
 from __future__ import annotations
@@ -21,11 +31,11 @@ import mathcalc as mc
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 3
+EXIT_BROKEN_PIPE = 128 + 13  # 128 + SIGPIPE, as the shell reports `yes | head -1`
 
-# No short options anywhere: an expression such as "-x'*A*x" must reach the
-# EXPR argument instead of being read as a cluster of short flags.
-CONTEXT = {"help_option_names": ["--help"], "ignore_unknown_options": True,
-           "max_content_width": 100}
+# No short options anywhere: an expression such as "-x'*A*x" reaches the EXPR
+# argument (see _Command) instead of being read as a cluster of short flags.
+CONTEXT = {"help_option_names": ["--help"], "max_content_width": 100}
 
 
 # --------------------------------------------------------------------------
@@ -98,19 +108,35 @@ class Failed(Exception):
 
 
 def _run(fn):
-    """Run a command body, turning errors into messages and exit statuses."""
+    """Run a command body, turning errors into messages and exit statuses.
+
+    Standard output is flushed here, so that a reader that has gone away
+    (``| head -1``) is seen now and not as an error at interpreter exit.
+    """
+    status = _status(fn)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        status = _broken_pipe()
+    if status:
+        sys.exit(status)
+
+
+def _status(fn) -> int:
     try:
         fn()
+    except BrokenPipeError:
+        return _broken_pipe()
     except Failed:
-        sys.exit(EXIT_FAILED)
+        return EXIT_FAILED
     except mc.MathcalcError as err:
         click.echo(f"error: {err}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
+        return EXIT_BAD_INPUT
     except click.ClickException:
         raise
     except RecursionError:
         click.echo("error: the expression is nested too deeply", err=True)
-        sys.exit(EXIT_BAD_INPUT)
+        return EXIT_BAD_INPUT
     except Exception as err:  # a bug in mathcalc, not bad input
         if os.environ.get("MATHCALC_DEBUG"):
             traceback.print_exc()
@@ -118,11 +144,57 @@ def _run(fn):
             click.echo(f"internal error (a bug in mathcalc, please report it): "
                        f"{type(err).__name__}: {err}\n"
                        "rerun with MATHCALC_DEBUG=1 to see the traceback", err=True)
-        sys.exit(EXIT_INTERNAL)
+        return EXIT_INTERNAL
+    return 0
+
+
+def _broken_pipe() -> int:
+    """Standard output's reader is gone: send the rest to devnull, quietly (the
+    idiom of Python's signal documentation), and exit 128 + SIGPIPE."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_BROKEN_PIPE
 
 
 # --------------------------------------------------------------------------
 # the group: a bare expression means `shapes`
+
+
+class _Command(click.Command):
+    """A command whose EXPR may start with '-', while unknown options are errors.
+
+    There are no short options, so a token such as ``-x'*x`` (not an
+    option's value) is the expression: it is moved after a ``--``, where click
+    reads it as the argument. Every ``--name`` token stays an option, and an
+    unknown one is click's usage error ("No such option", exit 2).
+    """
+
+    def parse_args(self, ctx, args):
+        return super().parse_args(ctx, _expressions_after_dashes(self, ctx, list(args)))
+
+
+def _expressions_after_dashes(command: click.Command, ctx, args: list) -> list:
+    takes_value = set()
+    for param in command.get_params(ctx):
+        if isinstance(param, click.Option) and not param.is_flag and not param.count:
+            takes_value.update(param.opts)
+    kept, expressions = [], []
+    k = 0
+    while k < len(args):
+        token = args[k]
+        if token == "--":
+            return kept + ["--"] + expressions + args[k + 1:]
+        if token in takes_value:  # --wrt X, --claimed "-2*A*x": the next token is its value
+            kept += args[k:k + 2]
+            k += 2
+            continue
+        if token.startswith("-") and not token.startswith("--") and token != "-":
+            expressions.append(token)
+        else:
+            kept.append(token)
+        k += 1
+    return kept + (["--"] + expressions if expressions else [])
 
 
 class _Main(click.Group):
@@ -154,12 +226,16 @@ def main():
       mathcalc "x'*A*x"                             # the same as shapes
       echo "x'*x" | mathcalc diff - --wrt x         # EXPR '-' reads stdin
 
+    EXPR may start with a minus sign (mathcalc diff "-x'*x" --wrt x); an
+    unknown option is an error.
+
     Exit status: 0 ok, 1 a check failed, 2 bad input (the error with a caret
-    under the offending character), 3 an internal error.
+    under the offending character) or a usage error, 3 an internal error,
+    141 standard output closed early (| head).
     """
 
 
-@main.command(context_settings=CONTEXT)
+@main.command(cls=_Command, context_settings=CONTEXT)
 @click.argument("expr")
 @click.option("--wrt", required=True, metavar="X", help="The variable to differentiate with respect to.")
 @shape_option
@@ -225,7 +301,7 @@ def _report_check(result) -> None:
     raise Failed
 
 
-@main.command(context_settings=CONTEXT)
+@main.command(cls=_Command, context_settings=CONTEXT)
 @click.argument("expr")
 @click.option("--wrt", required=True, metavar="X", help="The variable to differentiate with respect to.")
 @click.option("--claimed", required=True, metavar="EXPR",
@@ -255,7 +331,10 @@ def check(expr, wrt, claimed, declared):
         claimed_text = _text(claimed)
         # The claimed side is parsed with the expression's shapes (and with its
         # own, when those contradict them: then the shapes differ, exit 1).
-        g, c = pair(g, claimed_text, declared)
+        try:
+            g, c = pair(g, claimed_text, declared)
+        except mc.MathcalcError as err:  # only the claimed text is parsed here
+            raise mc.MathcalcError(f"in --claimed: {err}") from err
         result = compare(g, c)
         if result.equal:
             click.echo("correct")
@@ -276,20 +355,21 @@ def check(expr, wrt, claimed, declared):
                        f"derivative {result.left:.10g}, claimed {result.right:.10g}")
             click.echo("  at the point")
             for name, value in result.point.items():
-                click.echo(f"    {name} = {_array(value)}")
+                click.echo(_array(f"    {name} = ", value))
         raise Failed
 
     _run(body)
 
 
-def _array(value) -> str:
+def _array(prefix: str, value) -> str:
+    """``prefix`` and the array, its later rows aligned under the first."""
     import numpy as np
 
-    text = np.array2string(np.asarray(value), precision=4, suppress_small=True, max_line_width=100)
-    return text.replace("\n", "\n      ")
+    return prefix + np.array2string(np.asarray(value), precision=4, suppress_small=True,
+                                    max_line_width=100, prefix=prefix)
 
 
-@main.command(context_settings=CONTEXT)
+@main.command(cls=_Command, context_settings=CONTEXT)
 @click.argument("expr")
 @shape_option
 def shapes(expr, declared):

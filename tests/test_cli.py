@@ -9,6 +9,7 @@ not spelling), so the tests do not depend on the printer's exact choices.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -128,9 +129,35 @@ def test_bare_expression_is_shapes(cli_any):
 
 
 def test_expression_starting_with_minus(cli):
-    for args in (["-x'*x"], ["shapes", "-x'*x"], ["diff", "-x'*x", "--wrt", "x"]):
+    for args in (["-x'*x"], ["shapes", "-x'*x"], ["diff", "-x'*x", "--wrt", "x"],
+                 ["diff", "--wrt", "x", "-x'*x"], ["diff", "--wrt", "x", "--", "-x'*x"]):
         proc = cli(*args)
         assert proc.returncode == 0, (args, proc.stderr)
+    text, shape = _diff_output(cli("diff", "-x'*x", "--wrt", "x", "--shape", "x=n").stdout)
+    assert shape == "(n,)" and mc.equivalent(mc.parse(text, x=("n",)), mc.parse("-2*x", x=("n",)))
+
+
+def test_option_value_starting_with_minus(cli):
+    proc = cli("check", "-x'*x", "--wrt", "x", "--claimed", "-2*x")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip() == "correct"
+    proc = cli("check", "x'*x", "--wrt", "x", "--claimed", "-2*x")
+    assert proc.returncode == 1 and proc.stdout.startswith("incorrect"), proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("args, option", [
+    (["shapes", "--verbose"], "--verbose"),                 # was read as the expression "verbose"
+    (["shapes", "x'*x", "--verbose"], "--verbose"),
+    (["--verbose"], "--verbose"),
+    (["diff", "--latx", "--wrt", "latx"], "--latx"),        # was the derivative of latx
+    (["diff", "x'*x", "--wrt", "x", "--chek"], "--chek"),
+    (["check", "x'*x", "--wrt", "x", "--claimed", "2*x", "--shapes", "x=n"], "--shapes"),
+])
+def test_unknown_option_is_a_usage_error(cli, args, option):
+    proc = cli(*args)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert proc.stdout == ""
+    assert "No such option" in proc.stderr and option in proc.stderr, proc.stderr
 
 
 def test_expression_from_stdin(cli_any):
@@ -258,6 +285,19 @@ def test_diff_check_with_order_2(cli):
     assert "check: ok" in proc.stdout
 
 
+def test_diff_check_failure_exits_1_through_the_console_script(cli):
+    """A real failing check: step(sin(1e8 x)) jumps every 3e-8, so its finite
+    differences straddle jumps and are huge, while the derivative (0 away from
+    the jumps, and at them by the kink convention) is zeros."""
+    proc = cli("diff", "sum(step(sin(100000000*x)))", "--wrt", "x", "--check", "--shape", "x=n")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert mc.equivalent(mc.parse(lines[0], x=("n",)), mc.parse("zeros(n)", x=("n",)))
+    assert lines[1] == "shape: (n,)"
+    assert lines[2].startswith("check: FAILED")
+    assert proc.stderr == ""
+
+
 def test_diff_check_failure_exits_1(tmp_path):
     """A planted failing check (mc.check replaced) runs through the real exit path."""
     code = (
@@ -314,6 +354,56 @@ def test_check_claimed_from_stdin(cli):
 
 def test_check_bad_claimed_is_bad_input(cli):
     _bad_input(cli("check", "x'*A*x", "--wrt", "x", "--claimed", "(A + A')*"), "^")
+
+
+@pytest.mark.parametrize("claimed, stdin", [("(A + A')*", None), ("-", "(A + A')*\n")])
+def test_check_bad_claimed_says_it_came_from_claimed(cli, claimed, stdin):
+    proc = cli("check", "x'*A*x", "--wrt", "x", "--claimed", claimed, stdin=stdin)
+    _bad_input(proc, "--claimed", "^")
+    lines = proc.stderr.splitlines()
+    assert lines[0].startswith("error: in --claimed: ")
+    caret = lines[2]
+    assert lines[1][caret.index("^") - 1] == "*"  # the caret just after the dangling '*'
+    # an error in EXPR does not blame --claimed
+    proc = cli("check", "x'*A*", "--wrt", "x", "--claimed", "(A + A')*x")
+    _bad_input(proc, "^")
+    assert "--claimed" not in proc.stderr
+
+
+def _point_arrays(stdout: str) -> dict:
+    """The ``name = [...]`` blocks under "at the point": {name: (array, its lines)}."""
+    lines = stdout.splitlines()
+    blocks: dict = {}
+    for line in lines[lines.index("  at the point") + 1:]:
+        m = re.match(r"    (\w+) = ", line)
+        if m:
+            name = m.group(1)
+            blocks[name] = [line]
+        else:
+            blocks[name].append(line)
+    number = r"-?\d+(?:\.\d*)?(?:e[-+]?\d+)?"
+    out = {}
+    for name, block in blocks.items():
+        rows = [[float(v) for v in re.findall(number, line.split(" = ", 1)[-1])] for line in block]
+        matrix = "[[" in block[0]
+        out[name] = (np.array(rows) if matrix else np.array(sum(rows, [])), block)
+    return out
+
+
+def test_check_incorrect_aligns_matrix_rows(cli):
+    proc = cli("check", "x'*A*x", "--wrt", "x", "--claimed", "2*A*x", "--shape", "x=4")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    arrays = _point_arrays(proc.stdout)
+    A, block = arrays["A"]
+    x, _ = arrays["x"]
+    assert A.shape == (4, 4) and x.shape == (4,) and len(block) == 4
+    column = block[0].index("[[") + 1
+    for row in block[1:]:
+        assert row.index("[") == column, "\n".join(block)  # each row under the first row's '['
+    # The printed point is the one compared: |(A + A')x - 2Ax| = |(A' - A)x| there.
+    line = next(l for l in proc.stdout.splitlines() if "largest difference" in l)
+    largest = float(line.split("largest difference ")[1].split()[0])
+    assert np.max(np.abs((A.T - A) @ x)) == pytest.approx(largest, rel=1e-2, abs=1e-3)
 
 
 # ---------------------------------------------------------------- bad input: exit 2, caret, no traceback
@@ -378,3 +468,59 @@ def test_usage_errors_exit_2(cli, args, fragment):
     proc = cli(*args, stdin="x'*x")
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert fragment in proc.stderr
+
+
+# ---------------------------------------------------------------- closed stdout, internal errors
+
+
+def test_closed_stdout_is_quiet_exit_141(mathcalc_script):
+    """The reader of stdout is gone before anything is written (its end of the pipe is
+    closed before the script starts): exit 128 + SIGPIPE, nothing on stderr."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([mathcalc_script, "diff", "x'*x", "--wrt", "x", "--check", "--latex",
+                               "--numpy"], stdout=write_end, stderr=subprocess.PIPE, text=True,
+                              timeout=120)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141, proc.stderr
+    assert proc.stderr == ""
+
+
+def test_pipe_into_head(mathcalc_script, tmp_path):
+    """`mathcalc ... | head -1`: the first line, and no error whenever head has gone."""
+    script = (f"'{mathcalc_script}' diff \"x'*x\" --wrt x --check --latex --numpy 2>'{tmp_path}/err'"
+              " | head -1; echo \"status ${PIPESTATUS[0]}\"")
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120)
+    first, status = proc.stdout.splitlines()
+    assert first == mc.latex(mc.diff("x'*x", "x"))
+    assert status in ("status 0", "status 141")  # 0 when it all fitted before head left
+    assert (tmp_path / "err").read_text() == ""
+
+
+PLANTED_BUG = """
+import mathcalc
+def _bug(*args, **kwargs):
+    raise RuntimeError("planted bug in parse")
+mathcalc.parse = _bug
+"""
+
+
+def test_internal_error_exits_3(mathcalc_script, tmp_path):
+    """A bug (mc.parse made to raise, through a sitecustomize module on PYTHONPATH, in
+    the real console script): exit 3, a one-line report; MATHCALC_DEBUG=1 shows the traceback."""
+    (tmp_path / "sitecustomize.py").write_text(PLANTED_BUG)
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    env.pop("MATHCALC_DEBUG", None)
+    args = [mathcalc_script, "diff", "x'*x", "--wrt", "x"]
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert proc.stdout == ""
+    assert "internal error" in proc.stderr and "RuntimeError: planted bug in parse" in proc.stderr
+    assert "MATHCALC_DEBUG=1" in proc.stderr and "Traceback" not in proc.stderr
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=120,
+                          env=dict(env, MATHCALC_DEBUG="1"))
+    assert proc.returncode == 3
+    assert "Traceback (most recent call last)" in proc.stderr
+    assert "RuntimeError: planted bug in parse" in proc.stderr
