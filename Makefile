@@ -42,12 +42,23 @@ $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install --disable-pip-version-check -q -e '.[test,bench]'
 	@touch $@
 
-# KaTeX for the LaTeX rendering tests, into the git-ignored .katex/.
+# KaTeX for the LaTeX rendering tests, into the git-ignored .katex/. The tests
+# (tests/conftest.py) skip only when node is absent; with node and no KaTeX
+# they fail, so node without npm and without a KaTeX already installed (where
+# tests/katex_render.py looks) is a warning that says so.
 katex:
-	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then \
+	@if ! command -v node >/dev/null 2>&1; then \
+		echo "note: node not found: the KaTeX rendering tests will be skipped"; \
+	elif command -v npm >/dev/null 2>&1; then \
 		$(MAKE) --no-print-directory $(KATEX_STAMP); \
+	elif [ -f "$$MATHCALC_KATEX_DIR/package.json" ] || [ -f $(KATEX_DIR)/node_modules/katex/package.json ] \
+			|| [ -f node_modules/katex/package.json ] \
+			|| node -e "require.resolve('katex')" >/dev/null 2>&1; then \
+		echo "note: npm not found: the KaTeX rendering tests use the KaTeX already installed"; \
 	else \
-		echo "note: node/npm not found: KaTeX not installed, the LaTeX rendering tests will be skipped"; \
+		echo "warning: node is installed but npm is not: KaTeX cannot be installed into $(KATEX_DIR)/," \
+			"and the KaTeX rendering tests will FAIL (they are skipped only when node is absent)." \
+			"Install npm, or put KaTeX in $(KATEX_DIR)/node_modules/katex or \$$MATHCALC_KATEX_DIR."; \
 	fi
 
 $(KATEX_STAMP):
