@@ -214,3 +214,27 @@ def test_random_sums_of_products_round_trip():
     for shape, group in by_shape.items():
         for first, second in itertools.islice(zip(group, group[1:]), 10):
             assert_round_trip(E.add(first, E.neg(second)))
+
+
+# ---------------------------------------------------------------------------
+# Whiteboard forms of the engine's derivatives (issue 3 §3): the printed form
+# a careful person writes, and it parses back to an equivalent expression.
+
+WHITEBOARD = [
+    # inner products inside bigger products are x'*y, not sum(x .* y)
+    ("diff", "x'*y*x'*y", "x", {}, "2*(x'*y)*y"),
+    ("hessian", "x'*x*x'*x", "x", {}, "4*(x'*x)*eye(n) + 8*x*x'"),
+    ("diff", "(a'*x)/(b'*x)", "x", dict(a=("n",), b=("n",), x=("n",)),
+     "a/(b'*x) - (a'*x)*b/(b'*x)^2"),
+]
+
+
+@pytest.mark.parametrize("fn, text, wrt, shapes, expected", WHITEBOARD,
+                         ids=[f"{fn} {text} by {wrt}" for fn, text, wrt, _, _ in WHITEBOARD])
+def test_whiteboard_forms_of_derivatives(fn, text, wrt, shapes, expected):
+    mc = pytest.importorskip("mathcalc")
+    g = getattr(mc, fn)(text, wrt, **shapes)
+    assert str(g) == expected
+    back = mc.parse(str(g), **g.variables)
+    assert back.shape == g.shape
+    assert mc.equivalent(back, g)

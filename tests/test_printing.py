@@ -82,6 +82,19 @@ DERIVATIVES = [
     (lambda: E.neg(E.einsum("ij,jk->ki", E.inv(A), E.inv(A))), "-inv(A)'*inv(A)'"),
     (lambda: E.einsum(",ji->ij", E.det(A), E.inv(A)), "det(A)*inv(A)'"),
     (lambda: E.divide(x, E.norm2(x)), "x/norm2(x)"),
+    # an inner product inside a bigger product is x'*y, not sum(x .* y)
+    # d(x'*y*x'*y)/dx: (2 x[1] y[1] y[0] -> 0)
+    (lambda: E.einsum("i,i,j->j", x, y, y, coef=2), "2*(x'*y)*y"),
+    # the Hessian of (x'*x)^2
+    (lambda: E.add(E.einsum("i,i,jk->jk", x, x, E.eye(n), coef=4), E.einsum("i,j->ij", x, x, coef=8)),
+     "4*(x'*x)*eye(n) + 8*x*x'"),
+    # d((y'*x)/(z'*x))/dx: one spelling of the inner products throughout
+    (lambda: E.sub(E.divide(y, E.einsum("i,i->", z, x)),
+                   E.einsum("i,i,j,->j", y, x, z, E.power(E.einsum("i,i->", z, x), E.num(-2)))),
+     "y/(x'*z) - (x'*y)*z/(x'*z)^2"),
+    # three or more factors over one summed index stay a sum of a Hadamard product
+    (lambda: E.einsum("i,i,i->", x, y, z), "sum(x .* y .* z)"),
+    (lambda: E.einsum("ij,ij->", A, B), "sum(A .* B)"),
 ]
 
 

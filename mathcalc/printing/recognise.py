@@ -608,7 +608,7 @@ class _Solver:
     def _greedy(self, pieces):
         """For long products: each time the move that makes the cheapest piece."""
         scalars = []
-        pieces = _merge_equal_labels(pieces)
+        pieces = _merge_equal_labels(pieces, self._inner)
         while True:
             result = self._terminal(pieces)
             if result is not None:
@@ -694,7 +694,10 @@ class _Solver:
             if s in self.summed and counts[s] == 2 and pl.count(s) == 1 and ql.count(s) == 1:
                 yield from self._contract(p, q, s)
         # Hadamard: the same index set, one shape (the other order gives the same form).
-        if ordered_first and pl and sorted(pl) == sorted(ql) and len(set(pl)) == len(pl):
+        # Not for two vectors an inner product contracts: x'*y, not sum(x .* y)
+        # (but sum(x .* y .* z) where one already is a Hadamard product).
+        if ordered_first and pl and sorted(pl) == sorted(ql) and len(set(pl)) == len(pl) \
+                and not self._inner(pl, counts[pl[0]], (pa, qa)):
             qa_oriented = qa if ql == pl else transpose(qa)
             yield (hadamard(pa, qa_oriented), pl)
         # diag(v)*A: a vector's index shared with a matrix (not a plain contraction).
@@ -706,6 +709,12 @@ class _Solver:
         if len(pl) == 1 and len(ql) == 1 and pl != ql and pl[0] < self.rank and ql[0] < self.rank \
                 and counts[pl[0]] == 1 and counts[ql[0]] == 1:
             yield (matmul(pa, transpose(qa)), (pl[0], ql[0]))
+
+    def _inner(self, labels, count: int, asts) -> bool:
+        """Whether vectors ``asts`` over ``labels`` (held by ``count`` pieces) are best
+        an inner product ``x'*y``: two, neither a Hadamard product, summed there only."""
+        return len(labels) == 1 and labels[0] in self.summed and count == 2 == len(asts) \
+            and not any(isinstance(a, M.Hadamard) for a in asts)
 
     def _contract(self, p, q, s):
         """A matrix product along index s, summed in exactly p and q."""
@@ -735,8 +744,9 @@ class _Solver:
         return (matmul(ma, d), ml)
 
 
-def _merge_equal_labels(pieces) -> tuple:
-    """Pieces over the very same indices are one Hadamard product, merged in one step.
+def _merge_equal_labels(pieces, inner) -> tuple:
+    """Pieces over the very same indices are one Hadamard product, merged in one step,
+    except vectors that ``inner(labels, count, asts)`` says are an inner product.
 
     (Pairwise, a long element-wise chain such as the derivative of
     exp(exp(...(x))) would be searched move by move, in cubic time.)
@@ -744,9 +754,14 @@ def _merge_equal_labels(pieces) -> tuple:
     groups: dict = {}
     for ast, labels in pieces:
         groups.setdefault(labels, []).append(ast)
+    counts: dict = {}
+    for _, labels in pieces:
+        for lab in labels:
+            counts[lab] = counts.get(lab, 0) + 1
     merged = []
     for labels, asts in groups.items():
-        if len(asts) > 1 and labels and len(set(labels)) == len(labels):
+        if len(asts) > 1 and labels and len(set(labels)) == len(labels) \
+                and not inner(labels, counts[labels[0]], asts):
             merged.append((hadamard(*asts), labels))
         else:
             merged.extend((ast, labels) for ast in asts)
