@@ -10,7 +10,13 @@ Random points are chosen inside the domain by reading the expression:
 - points where an argument of a kink (``max``, ``min``, ``abs``, ``relu``,
   ``step``, ``sign``, ``norm1``) is within a margin of the kink, or where a
   value is not finite, are drawn again (the best point found is used if
-  none is clean after many draws, and the result says so).
+  none is clean after many draws, and the result says so; if no draw gives
+  finite values, ``check`` fails and ``equivalent`` is False, with a message
+  saying so, rather than comparing anything).
+
+``equivalent`` compares values relatively at every scale (``1e-9*x`` is not
+``2e-9*x``); where the two sides cancel to round-off, the difference is
+measured against the round-off their intermediate values can carry.
 
 Dimension names get distinct sizes 2, 3, 4, … in order of first appearance
 (skipping sizes used by integer dimensions), so a missing transpose cannot
@@ -26,6 +32,7 @@ import numpy as np
 from . import expr as E
 from .errors import MathcalcError, ShapeError
 from .expression import Expr, as_expr
+from .simplify import _rebuild  # a node with new children (optimize uses it too)
 
 # Finite-difference step relative to each entry: the cube root of the float64
 # epsilon balances truncation (h²) against round-off (ε/h) for central differences.
@@ -134,6 +141,9 @@ def _draw(shape, spd: bool, positive: bool, rng, symmetric: bool = True) -> np.n
     return rng.standard_normal(shape)
 
 
+NO_FINITE_POINT = f"no point with finite values was found in {_TRIES} draws"
+
+
 def random_point(variables: dict, domain: Domain, rng, values=None, sizes=None,
                  evaluate=(), nonzero=None, symmetric: bool = True) -> tuple:
     """(point, note): arrays for every variable, inside the domain where possible.
@@ -141,6 +151,9 @@ def random_point(variables: dict, domain: Domain, rng, values=None, sizes=None,
     ``evaluate`` are functions of the point whose values must be finite;
     ``nonzero`` a function that should not be zero everywhere at the point
     (a check of a derivative that is 0 there proves little: relu's at z < 0).
+    The point is None (and the note ``NO_FINITE_POINT``) when no draw gave
+    finite values of every ``evaluate`` function: log(x - 100) at points
+    drawn in [0.5, 2], or c ./ 0 anywhere.
     """
     values = dict(values or {})
     sizes = sizes if sizes is not None else bind_sizes(variables, values)
@@ -164,12 +177,21 @@ def random_point(variables: dict, domain: Domain, rng, values=None, sizes=None,
         if score > best_score:
             best, best_score = point, score
     if best_score == -np.inf:
-        return best, "no point with finite values was found"
+        return None, NO_FINITE_POINT
     if best_score >= _KINK_MARGIN * (1 - 1e-6):
         return best, ""
     return best, (f"no point was found with every kink argument at least {_KINK_MARGIN} "
                   f"away from its kink (closest {best_score:.3g}); finite differences "
                   "may straddle a kink")
+
+
+def _searched(values, variables) -> str:
+    """Where random_point looked, for a message saying it found nothing."""
+    fixed = [name for name in variables if name in (values or {})]
+    if len(fixed) == len(variables):
+        return "only the given values were tried"
+    given = f", with the given values of {', '.join(fixed)}" if fixed else ""
+    return f"{_TRIES} random draws inside the domain{given}"
 
 
 def _score(point, kink_fns, evaluate) -> float:
@@ -243,13 +265,16 @@ def check(f, wrt: str, values: dict | None = None, seed: int = 0, order: int = 1
 
     order=1 differentiates f; order=k compares the k-th derivative with the
     differences of the (k-1)-th. Every entry of the variable is perturbed
-    when it has at most 128 entries, otherwise 8 random directions are
-    compared (⟨J, u⟩ against (f(x + hu) - f(x - hu)) / 2h). The step for an
-    entry x_i is ε^(1/3)·max(1, |x_i|). ``values`` fixes any subset of the
+    when it has at most 128 entries, otherwise 8 random unit directions u
+    are compared (⟨J, v⟩ against (f(x + tv) - f(x - tv)) / 2t with
+    v = max(1, |x|) ⊙ u and t = ε^(1/3)). Either way the step for an entry
+    x_i is ε^(1/3)·max(1, |x_i|) (times u_i). ``values`` fixes any subset of the
     variables; the rest are drawn inside the domain (see the module doc).
     When a variable was drawn symmetric positive definite, a second point
     with a non-symmetric positive definite matrix is checked as well (a
     symmetric one hides a missing transpose); the worse result is returned.
+    Where no draw makes f and the derivative finite (``sum(log(x - 3))``),
+    the result is not ok, its errors are infinite and its message says so.
     """
     from .api import diff
     from .numeric import lambdify
@@ -267,12 +292,23 @@ def check(f, wrt: str, values: dict | None = None, seed: int = 0, order: int = 1
     rng = np.random.default_rng(seed)
     point, note = random_point(variables, domain, rng, values, evaluate=(fn_base, fn_deriv),
                                nonzero=fn_deriv)
+    if point is None:
+        what = ("f and its derivative" if order == 1 else
+                f"f's derivatives of order {order - 1} and {order}")
+        msg = (f"d/d{wrt}: no point was found where {what} are finite "
+               f"({_searched(values, variables)}), so nothing was compared")
+        return CheckResult(False, float("inf"), float("inf"), {}, msg, deriv)
     result = _differences(fn_base, fn_deriv, point, wrt, rng, tol, note, deriv)
     if result.ok and domain.spd - set(values or {}):
         # Symmetric matrices hide a missing transpose (inv(X) = inv(X)'): look
         # again at a positive definite matrix that is not symmetric.
         other, note = random_point(variables, domain, rng, values, evaluate=(fn_base, fn_deriv),
                                    nonzero=fn_deriv, symmetric=False)
+        if other is None:
+            result.message = _join(result.message, "no non-symmetric positive definite point "
+                                   "with finite values was found, so only a symmetric one "
+                                   "was checked")
+            return result
         second = _differences(fn_base, fn_deriv, other, wrt, rng, tol, note, deriv)
         if not second.ok:
             return second
@@ -304,18 +340,24 @@ def _differences(fn_base, fn_deriv, point, wrt, rng, tol, note, deriv) -> CheckR
         h_typ = _STEP
     else:
         mode = "directions"
-        h = _STEP * max(1.0, float(np.max(np.abs(x0))))
+        # Entry i moves by h_i u_i with h_i = ε^(1/3) max(1, |x_i|), as in the
+        # full mode: the direction v = max(1, |x|) ⊙ u, stepped by t = ε^(1/3),
+        # so (f(x + t v) - f(x - t v)) / 2t is compared with ⟨J, v⟩. (One step
+        # scaled by max|x| would move the small entries by the largest one's step.)
+        t = _STEP
         derived_list, fd_list = [], []
         axes = (list(range(J.ndim - x0.ndim, J.ndim)), list(range(x0.ndim)))
         for _ in range(_DIRECTIONS):
             u = rng.standard_normal(x0.shape)
-            u /= np.linalg.norm(u)
-            fp, fm = at(x0 + h * u), at(x0 - h * u)
+            v = np.maximum(1.0, np.abs(x0)) * (u / np.linalg.norm(u))
+            xp, xm = x0 + t * v, x0 - t * v
+            fp, fm = at(xp), at(xm)
             fscale = max(fscale, _maxabs(fp), _maxabs(fm))
-            fd_list.append((fp - fm) / (2 * h))
-            derived_list.append(np.tensordot(J, u, axes=axes))
+            # J is applied to the steps as represented (xp - xm), not the intended 2 t v.
+            fd_list.append((fp - fm) / (2 * t))
+            derived_list.append(np.tensordot(J, (xp - xm) / (2 * t), axes=axes))
         derived, differenced = np.stack(derived_list), np.stack(fd_list)
-        h_typ = h
+        h_typ = t
     return _result(derived, differenced, fscale, h_typ, tol, point, note, deriv, mode, wrt)
 
 
@@ -377,6 +419,14 @@ class Comparison:
 
 
 RTOL = 1e-7
+# Where two values cancel (x'*(A - A')*x is about 1e-16, not 0), a difference
+# up to this many times the estimated round-off (_RoundOff) is round-off. Over
+# the comparisons of tests/test_check.py, test_identities.py, test_planted_bug.py
+# and test_testing_helper.py, and a set of cancelling identities (inv(X)*X - I
+# with cond(X) up to 1e8, sin² + cos² - 1, logdet(X*X) - 2 logdet(X), with
+# coefficients from 1e-9 to 1e8), equal sides measured at most 0.4 of it and
+# unequal ones at least 1e12 (1e-12*(A + I)*x against 1e-12*(A + A')*x).
+ROUNDOFF_MARGIN = 1e3
 
 
 def pair(a, b, shapes: dict) -> tuple:
@@ -397,7 +447,14 @@ def pair(a, b, shapes: dict) -> tuple:
 
 def compare(a: Expr, b: Expr, values=None, seed: int = 0, points: int = 3,
             rtol: float = RTOL) -> Comparison:
-    """Compare two Exprs structurally, then numerically at ``points`` random points."""
+    """Compare two Exprs structurally, then numerically at ``points`` random points.
+
+    At each point the largest entry of ``|a - b|`` must be at most ``rtol``
+    times the largest entry of a and b there, or, where they cancel, at
+    most ``ROUNDOFF_MARGIN`` times the round-off their evaluation can carry
+    (``_RoundOff``). Without a single point where both sides are finite the
+    Comparison is not equal and its reason says so.
+    """
     from .numeric import lambdify
 
     if a.shape != b.shape:
@@ -413,8 +470,10 @@ def compare(a: Expr, b: Expr, values=None, seed: int = 0, points: int = 3,
     fa = lambdify(Expr(a.node, variables))
     fb = lambdify(Expr(b.node, variables))
     domain = analyse(a.node, b.node)
+    roundoff = _RoundOff((a.node, b.node), variables)
     rng = np.random.default_rng(seed)
     worst = Comparison(True, "numerically equal")
+    compared = 0
     free = len(values or {}) < len(variables)
     for k in range(points + 1 if free else 1):
         sizes = bind_sizes(variables, values, offset=k % points)
@@ -431,34 +490,210 @@ def compare(a: Expr, b: Expr, values=None, seed: int = 0, points: int = 3,
                                        sizes, evaluate=(fa, fb), symmetric=False)
             if note:
                 continue
+        if point is None:
+            continue  # none at these sizes; with none at all, see below
+        compared += 1
         with np.errstate(all="ignore"):
             va = np.asarray(fa(**point), dtype=float)
             vb = np.asarray(fb(**point), dtype=float)
             same_nan = np.isnan(va) & np.isnan(vb)
             diff = np.where(same_nan, 0.0, np.abs(va - vb))
-            scale = max(_maxabs(np.nan_to_num(va)), _maxabs(np.nan_to_num(vb)), 1.0)
+            scale = max(_maxabs(np.nan_to_num(va)), _maxabs(np.nan_to_num(vb)))
         diff = np.where(np.isnan(diff), np.inf, diff)
         if diff.size == 0:
             continue
         idx = np.unravel_index(int(np.argmax(diff)), diff.shape)
         d = float(diff[idx])
-        if d > rtol * scale and d >= worst.max_diff:
-            worst = Comparison(False, "values differ", d, tuple(int(i) for i in idx), point,
-                               float(va[idx]), float(vb[idx]))
+        differ = d > rtol * scale and (d == np.inf or d > ROUNDOFF_MARGIN * roundoff.level(point))
+        if differ:
+            if worst.equal or d >= worst.max_diff:
+                worst = Comparison(False, "values differ", d, tuple(int(i) for i in idx),
+                                   point, float(va[idx]), float(vb[idx]))
         elif worst.equal and d >= worst.max_diff:
             worst.max_diff, worst.point = d, point
+    if not compared:
+        return Comparison(False, f"no point was found where both expressions are finite "
+                                 f"({_searched(values, variables)}), so they were not compared")
     return worst
+
+
+class _RoundOff:
+    """An estimate of the round-off in two expressions' values at a point.
+
+    A running error analysis over the nodes of both, children first, each
+    node evaluated on its own from its children's values:
+
+    - the variables' values are exact (the point is what it is);
+    - a sum or product rounds by about ε × the size of what it adds up:
+      Σ|tᵢ| for a sum, ``|c|`` Σ Π |fᵢ| for a product ``c Σ Π fᵢ``;
+    - any other node (inv, det, exp, …) is taken to be backward stable: its
+      rounding is that of moving each input by ε relative, which
+      ``inv(X)`` turns into about cond(X) ε;
+    - the children's errors are carried through each node by evaluating it
+      again with every child moved by its error (random signs), so a
+      coefficient of 1e-9 scales them down, 1e6 up, inv and exp by their
+      slopes, and tanh of a saturated unit damps them, as the arithmetic
+      itself does.
+
+    Where the values cancel (``x'*(A - A')*x`` is about 1e-16, not 0) the
+    difference is round-off of about this size; a small difference next to
+    large intermediates that do not cancel (``1e-9*(A + I)*x`` against
+    ``1e-9*(A + A')*x``) is not. Arrays are summarised by their largest
+    finite entry. Nodes are compiled, with placeholder variables for their
+    children, the first time a point needs them: only where two values
+    differ by more than the relative tolerance.
+    """
+
+    def __init__(self, roots, variables):
+        self.roots = roots
+        self.nodes = list(_union_walk(roots))
+        self.variables = variables
+        self.compiled = {}  # node -> (function of its children, {child: placeholder})
+        self.paths = {}  # (product, operand shapes) -> einsum contraction path
+
+    def level(self, point) -> float:
+        """The estimated round-off of the roots, added up (0 where it cannot be estimated)."""
+        try:
+            return self._level(point)
+        except (ArithmeticError, ValueError):  # a node that cannot be evaluated on its own
+            return 0.0
+
+    def _level(self, point) -> float:
+        rng = np.random.default_rng(0)
+        value, err = {}, {}
+        for node in self.nodes:
+            if isinstance(node, _LEAVES):
+                value[node] = self._evaluate(node, point, value)
+                err[node] = 0.0
+                continue
+            value[node] = v = self._evaluate(node, point, value)
+            # A sum's or product's own rounding is ε × its operands' size; any
+            # other node's is that of its inputs moved by ε relative.
+            linear = isinstance(node, (E.Sum, E.Product))
+            own = 0.0
+            if linear:
+                own = _EPS * self._operands_size(node, value)
+            moved = {}
+            for c in node.children():
+                step = err[c]
+                if not linear and not isinstance(c, _CONSTANTS):
+                    step = step + _EPS * np.abs(value[c])
+                if np.any(step):
+                    moved[c] = value[c] + step * rng.choice((-1.0, 1.0), np.shape(value[c]))
+            carried = 0.0
+            if moved:
+                with np.errstate(all="ignore"):
+                    carried = _finite_max(self._evaluate(node, point, {**value, **moved}) - v)
+            err[node] = own + carried
+        return float(sum(err[root] for root in set(self.roots)))
+
+    def _evaluate(self, node, point, value) -> np.ndarray:
+        """The node's value at the point, from the given values of its children."""
+        if isinstance(node, E.Var):
+            return np.asarray(point[node.name], dtype=float)
+        # Sums and products, most of the nodes, by their definitions; only the
+        # other nodes are compiled (what lambdify builds for them is small).
+        with np.errstate(all="ignore"):
+            if isinstance(node, E.Sum):
+                return sum(value[t] for t in node.terms)
+            if isinstance(node, E.Product):
+                return self._contract(node, [value[f] for f, _ in node.factors], node.coef)
+        got = self.compiled.get(node)
+        if got is None:
+            got = self.compiled[node] = self._shallow(node)
+        fn, holders = got
+        args = {name: point[name] for name in fn.expr.variables if name in point}
+        args.update((c.name, value[c]) for c in node.children() if isinstance(c, E.Var))
+        args.update((h.name, value[child]) for child, h in holders.items())
+        try:
+            with np.errstate(all="ignore"):
+                return np.asarray(fn(**args), dtype=float)
+        except (ArithmeticError, ValueError):  # LinAlgError is a ValueError
+            return np.asarray(np.nan)
+
+    def _shallow(self, node):
+        """(function, {child: placeholder}): the node over placeholders for its children."""
+        from .numeric import lambdify
+
+        taken = set(self.variables)
+        holders = {}
+        for child in node.children():
+            if not isinstance(child, _LEAVES) and child not in holders:
+                name = f"mc_child{len(holders)}"
+                while name in taken:
+                    name += "_"
+                taken.add(name)
+                holders[child] = E.var(name, child.shape)
+        shallow = _rebuild(node, holders) if holders else node
+        # The variables it uses, and one for each dimension they leave unbound
+        # (ones(n) or eye(n) with no variable of size n among them).
+        env = {n.name: n.shape for n in E.walk(shallow) if isinstance(n, E.Var)}
+        bound = {d for shape in env.values() for d in shape}
+        for n in E.walk(shallow):
+            for d in n.shape:
+                if d not in bound and isinstance(d, str):
+                    name = next((v for v, shape in self.variables.items() if d in shape), None)
+                    if name is not None:
+                        env[name] = self.variables[name]
+                        bound |= set(self.variables[name])
+        return lambdify(Expr(shallow, env)), holders
+
+    def _operands_size(self, node, value) -> float:
+        """What a sum or product adds up, in absolute values: Σ|tᵢ|, or ``|c|`` Σ Π |fᵢ|."""
+        with np.errstate(all="ignore"):
+            if isinstance(node, E.Sum):
+                return _finite_max(sum(np.abs(value[t]) for t in node.terms))
+            operands = [np.abs(value[f]) for f, _ in node.factors]
+            return _finite_max(self._contract(node, operands, abs(float(node.coef))))
+
+    def _contract(self, node: E.Product, operands, coef) -> np.ndarray:
+        """``coef Σ Π operands`` with the product's indices (NaN if einsum cannot name them)."""
+        try:
+            spec = node.einsum_spec()
+        except ShapeError:  # more indices than einsum has letters
+            return np.asarray(np.nan)
+        path = False
+        if len(operands) > 2:  # a path found once per product and shapes: finding it is slow
+            key = (node, tuple(np.shape(o) for o in operands))
+            path = self.paths.get(key)
+            if path is None:
+                path = self.paths[key] = np.einsum_path(spec, *operands, optimize="greedy")[0]
+        return float(coef) * np.asarray(np.einsum(spec, *operands, optimize=path), dtype=float)
+
+
+_CONSTANTS = (E.Num, E.Zero, E.Ones, E.Delta)
+_LEAVES = (E.Var,) + _CONSTANTS
+
+
+def _finite_max(value) -> float:
+    value = np.asarray(value)
+    finite = np.abs(value[np.isfinite(value)])
+    return float(np.max(finite)) if finite.size else 0.0
+
+
+def _union_walk(roots):
+    """Every distinct node under any of the roots once, children before parents."""
+    seen = set()
+    for root in roots:
+        for node in E.walk(root):
+            if node not in seen:
+                seen.add(node)
+                yield node
 
 
 def equivalent(a, b, values: dict | None = None, seed: int = 0, **shapes) -> bool:
     """True when two expressions (Expr or text) agree.
 
-    Equal after canonicalisation, or equal within a relative tolerance of
-    1e-7 (of the largest entry, at least 1) at three random in-domain points
+    Equal after canonicalisation, or equal at three random in-domain points
     binding the union of their variables, each point with other sizes for
-    the dimension names. Expressions of different shapes, or that give one
-    variable different shapes, are not equivalent (False, not an error).
-    A string is parsed with the shapes and the other side's variables.
+    the dimension names: the largest difference is at most 1e-7 times the
+    largest entry of the two values there (relative at every scale:
+    ``1e-9*x`` is not ``2e-9*x``), or, where the values cancel to round-off
+    (``x'*(A - A')*x`` and 0), within the round-off that their intermediate
+    values can carry. No point where both sides are finite means False.
+    Expressions of different shapes, or that give one variable different
+    shapes, are not equivalent (False, not an error). A string is parsed
+    with the shapes and the other side's variables.
     """
     left, right = pair(a, b, shapes)
     return compare(left, right, values=values, seed=seed).equal
