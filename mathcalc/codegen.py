@@ -3,23 +3,30 @@
 ``generate`` is the one generator behind both ``codegen`` (a standalone
 source string that imports only numpy) and ``lambdify`` (the same source,
 exec'd in a namespace we build). The source contains no user text except
-variable names, and those only after ``validate_identifier``: arguments are
-keyword-only parameters named after the variables, copied at once into
-internal names (``v0``, ``v1``…); dimensions become ``n0``, ``n1``…,
-temporaries ``t0``, ``t1``…; every string literal is written with ``repr``.
-Registered functions are passed as objects in lambdify's namespace and
-printed by SymPy's numpy printer (from their SymPy form) in standalone code.
+variable names, and those only after ``validate_variable_name`` (letters,
+digits and ``_``, as the parser reads names): a name that is a plain Python
+identifier meaning itself (``numeric.is_parameter_name``) is a keyword-only
+parameter; any other (``lambda``, ``match``, ``__x``, ``ﬁ``, ``sum``) is read
+from the ``**`` dict with its key written by ``repr``. Either way the value
+is copied at once into an internal name (``v0``, ``v1``…); dimensions become
+``n0``, ``n1``…, temporaries ``t0``, ``t1``…; every string literal is written
+with ``repr``. Registered functions are passed as objects in lambdify's
+namespace and printed by SymPy's numpy printer (from their SymPy form) in
+standalone code.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from fractions import Fraction
 
 from . import expr as E
 from .errors import MathcalcError, ShapeError
 from .functions import FUNCTIONS
-from .numeric import Contraction, lower_product, subscripts, symbols_spec, validate_identifier
+from .numeric import (Contraction, _single, branch_condition, candidate_paths, is_parameter_name,
+                      lower_product, path_cost_code, subscripts, symbols_spec,
+                      validate_identifier, validate_variable_name)
 
 # Built-in element-wise functions as numpy expressions; each matches the
 # table's numpy implementation (a test compares them entry by entry).
@@ -47,7 +54,8 @@ class _Names:
 
     def __init__(self, taken):
         prefix = ""
-        fixed = ("np", "ShapeError", "MISSING", "unexpected", "math", "functools")
+        fixed = ("np", "ShapeError", "MISSING", "unexpected", "math", "functools", "FLOAT64",
+                 "as_float64")
         while any(prefix + f in taken for f in fixed) or \
                 any(_INTERNAL.match(t[len(prefix):]) for t in taken if t.startswith(prefix)):
             prefix += "_"
@@ -58,6 +66,8 @@ class _Names:
         self.extra = prefix + "unexpected"
         self.math = prefix + "math"
         self.functools = prefix + "functools"
+        self.float64 = prefix + "FLOAT64"
+        self.as_float64 = prefix + "as_float64"
 
     def __call__(self, kind: str, k: int) -> str:
         return f"{self.prefix}{kind}{k}"
@@ -77,9 +87,13 @@ class _Context:
         self.imports: set = set()
         self._count = 0
         self._objects: dict = {}
+        self.indent = 0  # extra levels, inside a branch
+        self.fresh: set = set()  # codes of arrays made here (never views of an argument)
+        self.literals: set = set()  # codes that are Python floats, not numpy float64
+        self.arguments: set = set()  # codes of the arguments' arrays
 
     def emit(self, line: str) -> None:
-        self.lines.append("    " + line)
+        self.lines.append("    " * (1 + self.indent) + line)
 
     def tmp(self) -> str:
         self._count += 1
@@ -97,7 +111,9 @@ class _Context:
         text = repr(float(value))
         if text in ("inf", "-inf", "nan"):
             text = f"{self.np}.{text.lstrip('-')}" if not text.startswith("-") else f"(-{self.np}.inf)"
-        return f"({text})" if text.startswith("-") else text
+        code = f"({text})" if text.startswith("-") else text
+        self.literals.add(code)
+        return code
 
     def dim(self, d) -> str:
         return str(d) if isinstance(d, int) else self.dims[d]
@@ -243,8 +259,13 @@ def _elementary(e, sympy, F):
 
 
 def _pow(node: E.Pow, ctx) -> str:
+    """Powers with numpy's float64 rules: a Python float base would give a complex
+    number for (-1.0) ** 0.5, OverflowError or ZeroDivisionError where numpy
+    gives NaN or inf, so a literal base is made a float64 first."""
     a = ctx.val(node.base)
     np_ = ctx.np
+    if a in ctx.literals:
+        a = ctx.assign(f"{np_}.float64({a})")
     if isinstance(node.exponent, E.Num):
         e = node.exponent.value
         if e == 2:
@@ -322,12 +343,17 @@ _LEAVES = (E.Var, E.Num, E.Zero, E.Ones, E.Delta)
 # The whole function.
 
 
-def generate(expr, name: str = "f", standalone: bool = True, sizes: dict | None = None):
+def generate(expr, name: str = "f", standalone: bool = True, sizes: dict | None = None,
+             variants=None):
     """(source, namespace, function name) for an Expr.
 
     With ``standalone`` the source begins with its imports and defines
-    ``ShapeError`` and the missing-argument marker itself; otherwise the
-    namespace binds them (and registered functions, runtime contractions).
+    ``ShapeError``, the missing-argument marker and the argument converter
+    itself; otherwise the namespace binds them (and registered functions,
+    runtime contractions). ``variants`` are equal forms of ``expr.node``
+    (re-associations): the source computes, from the argument sizes, the flop
+    count of each (``optimize.dag_cost``, in the source) and evaluates the
+    cheapest, the first of equals.
     """
     # ``sizes`` (dimension name -> size) fixes the contraction orders for
     # those sizes, so no product needs choosing its order at run time.
@@ -336,43 +362,114 @@ def generate(expr, name: str = "f", standalone: bool = True, sizes: dict | None 
     validate_identifier(name, "function")
     variables = expr.variables
     for var in variables:
-        validate_identifier(var)
-    names = _Names(set(variables) | {name})
+        validate_variable_name(var)
+    params = [v for v in variables if is_parameter_name(v)]
+    names = _Names(set(params) | {name})
     dims = {}
     ctx = _Context(names, dims, standalone)
     ctx.sizes = sizes
-    _arguments(variables, ctx)
-    for node in E.walk(expr.node):
-        if isinstance(node, E.Var):
-            continue  # bound by the argument checks
-        for d in node.shape:
-            if isinstance(d, str) and d not in dims:
-                raise ShapeError(f"the size of dimension {d!r} is not the size of any "
-                                 "variable's axis, so it cannot be read from the arguments")
-        if isinstance(node, _LEAVES):
-            continue  # materialised only where something needs them whole
-        lower = _LOWER.get(type(node))
-        if lower is None:
-            raise MathcalcError(f"lambdify: unknown node type {type(node).__name__}")
-        ctx.values[node] = lower(node, ctx)
-    result = ctx.val(expr.node)
-    np_ = names.np
-    if expr.node.rank == 0:
-        ctx.emit(f"return {np_}.float64({result})")
-    elif isinstance(expr.node, E.Var) or not _fresh(expr.node):
-        ctx.emit(f"return {np_}.array({result}, dtype={np_}.float64)")  # never hand back an argument's memory
-    else:
-        ctx.emit(f"return {result}")
-
+    nodes = list(dict.fromkeys(variants or [expr.node]))
+    for node in nodes:
+        if node.shape != expr.node.shape:
+            raise MathcalcError("generate: a variant of another shape")  # pragma: no cover
     header = _header(name, variables, names, expr)
+    _arguments(variables, ctx)
+    for node in nodes:
+        _check_dims(node, ctx)
+    if len(nodes) == 1:
+        _body(nodes[0], ctx)
+    else:
+        shared = set.intersection(*(set(E.walk(n)) for n in nodes))
+        costs = [ctx.assign(_dag_cost_code(n, shared, ctx)) for n in nodes]
+        base = dict(ctx.values)
+        for k, node in enumerate(nodes):
+            ctx.values = dict(base)
+            last = k == len(nodes) - 1
+            if not last:
+                ctx.emit(branch_condition(costs, k, "if"))
+                ctx.indent += 1
+            _body(node, ctx)
+            if not last:
+                ctx.indent -= 1
+
     body = "\n".join(header + ctx.lines) + "\n"
     namespace = dict(ctx.namespace)
     if standalone:
         source = _preamble(names, ctx.imports) + body
     else:
         source = body
-        namespace.update({names.np: np, names.error: ShapeError, names.missing: _MISSING})
+        namespace.update({names.np: np, names.error: ShapeError, names.missing: _MISSING,
+                          names.float64: np.dtype(np.float64),
+                          names.as_float64: _converter(names)})
     return source, namespace, name
+
+
+def _check_dims(node, ctx) -> None:
+    for n in E.walk(node):
+        if isinstance(n, E.Var):
+            continue
+        for d in n.shape:
+            if isinstance(d, str) and d not in ctx.dims:
+                raise ShapeError(f"the size of dimension {d!r} is not the size of any "
+                                 "variable's axis, so it cannot be read from the arguments")
+
+
+def _body(root, ctx) -> None:
+    """The lines computing ``root`` from the arguments, and its return."""
+    for node in E.walk(root):
+        if isinstance(node, _LEAVES) or node in ctx.values:
+            continue  # leaves are materialised only where something needs them whole
+        lower = _LOWER.get(type(node))
+        if lower is None:
+            raise MathcalcError(f"lambdify: unknown node type {type(node).__name__}")
+        code = _transposed_twin(node, ctx)
+        ctx.values[node] = code if code is not None else lower(node, ctx)
+    result = ctx.val(root)
+    np_ = ctx.np
+    if root.rank == 0:
+        ctx.emit(f"return {np_}.float64({result})")
+    elif result in ctx.arguments or (result not in ctx.fresh and _may_alias_argument(root, ctx)):
+        ctx.emit(f"return {np_}.array({result}, dtype={np_}.float64)")  # never hand back an argument's memory
+    else:
+        ctx.emit(f"return {result}")
+
+
+# Products of this rank at most are matched against their transposes.
+MAX_TWIN_RANK = 3
+
+
+def _transposed_twin(node, ctx):
+    """The code of ``node`` as a transpose of an equal product already computed, or None.
+
+    ``inv(M)'`` is rewritten ``inv(M')``, so a derivative can hold both M and
+    M' as separate products of the same factors: the second is a view of the
+    first, not a second contraction.
+    """
+    if not isinstance(node, E.Product) or not 2 <= node.rank <= MAX_TWIN_RANK or \
+            sum(1 for f, _ in node.factors if f.rank and not isinstance(f, (E.Delta, E.Ones))) < 2:
+        return None
+    axes = tuple(range(node.rank))
+    for perm in itertools.permutations(axes):
+        if perm == axes:
+            continue
+        twin = E.product([(node, axes)], perm)  # twin axis k is node axis perm[k]
+        code = ctx.values.get(twin)
+        if code is not None:
+            return ctx.assign(_single(code, list(perm), list(axes), ctx))
+    return None
+
+
+def _may_alias_argument(node, ctx) -> bool:
+    """Whether the value of ``node`` may be (a view of) an argument's array."""
+    while True:
+        if isinstance(node, E.Var):
+            return True
+        if not isinstance(node, E.Product) or ctx.values.get(node) in ctx.fresh:
+            return False
+        dense = [f for f, _ in node.factors if not isinstance(f, (E.Delta, E.Ones)) and f.rank]
+        if len(dense) != 1 or node.coef != 1 or any(f.rank == 0 for f, _ in node.factors):
+            return False  # computed: a product, a scaling
+        node = dense[0]  # a transpose, diagonal or reduction of one factor: maybe a view
 
 
 class _Missing:
@@ -385,12 +482,114 @@ class _Missing:
 _MISSING = _Missing()
 
 
-def _fresh(node) -> bool:
-    """Whether the lowering of the root surely returns a new array (not a view of an input)."""
+# ---------------------------------------------------------------------------
+# The cost of a form, in the source: optimize.dag_cost as an expression in the
+# dimension sizes, for choosing between re-associations at run time.
+
+
+def _dag_cost_code(node, skip, ctx) -> str:
+    parts = [_own_cost_code(n, ctx) for n in E.walk(node) if n not in skip]
+    return " + ".join(p for p in parts if p != "0") or "0"
+
+
+def _own_cost_code(node, ctx) -> str:
+    """``optimize.own_cost`` of one node, as code (the same formulas, term by term)."""
+    from . import optimize as O
+
+    def size(shape) -> str:
+        return "*".join(ctx.dim(d) for d in shape) or "1"
+
     if isinstance(node, E.Product):
-        dense = [f for f, _ in node.factors if not isinstance(f, (E.Delta, E.Ones)) and f.rank]
-        return len(dense) != 1 or node.coef != 1 or any(f.rank == 0 for f, _ in node.factors)
-    return not isinstance(node, E.Var)
+        if not node.factors:
+            return "0"
+        if len(node.factors) == 1:
+            return f"({size(node.factors[0][0].shape)} or 1)"
+        labels = [idx for _, idx in node.factors]
+        out = tuple(range(node.rank))
+        if len(labels) == 2 or set(out) == {l for ls in labels for l in ls}:
+            paths = [[tuple(range(len(labels)))]]  # opt_einsum's one-step case
+        elif len(labels) <= 4:  # optimal: every pairwise order
+            paths = list(_pairwise_paths(len(labels)))
+        else:  # greedy: the orders it takes at the trial sizes
+            paths = candidate_paths(labels, out, node.dims) or [[tuple(range(len(labels)))]]
+        codes = list(dict.fromkeys(path_cost_code(labels, out, p, node.dims, ctx.dim) for p in paths))
+        return codes[0] if len(codes) == 1 else f"min({', '.join(codes)})"
+    if isinstance(node, (E.Inv, E.Det, E.LogDet)):
+        d = ctx.dim(node.arg.shape[0])
+        return f"{d}*{d}*{d}"
+    if isinstance(node, (E.Var, E.Num, E.Zero, E.Ones, E.Delta)):
+        return "0"
+    if isinstance(node, E.Sum):
+        return f"{O.MEMORY_BOUND * len(node.terms)}*{size(node.shape)}"
+    children = node.children()
+    if children and children[0].shape != node.shape:
+        return f"{O.MEMORY_BOUND}*max({size(node.shape)}, {size(children[0].shape)})"
+    return f"{O.MEMORY_BOUND}*{size(node.shape)}"
+
+
+def _pairwise_paths(n: int):
+    """Every order of contracting n operands two at a time (opt_einsum path format)."""
+    if n <= 1:
+        yield []
+        return
+    for pair in itertools.combinations(range(n), 2):
+        for rest in _pairwise_paths(n - 1):
+            yield [pair] + rest
+
+
+# ---------------------------------------------------------------------------
+# Preamble, header and argument checks.
+
+
+# Reads an argument that is not a float64 array (a float64 array never calls
+# it). Standalone source prints it; lambdify execs the same text, so the
+# messages cannot drift. The body refers to builtins (type, float...): no
+# parameter has a builtin's name (numeric.is_parameter_name).
+_CONVERTER = """\
+def {as_float64}(value, name):
+    \"\"\"``value`` as a float64 array, or a {error} saying what is wrong with it.\"\"\"
+    try:
+        array = {np}.asarray(value)
+    except Exception as exc:  # a ragged nested list, an object numpy cannot read
+        what = "is ragged (nested lists of different lengths)" if "inhomogeneous" in str(exc) \\
+            else "cannot be read as an array"
+        raise {error}("argument %r %s: %s" % (name, what, exc)) from None
+    if array.dtype is {float64}:  # a Python float, a list of them
+        return array
+    kind = array.dtype.kind
+    if kind == "c":
+        raise {error}("argument %r is complex (dtype %s); only real values are accepted"
+                         % (name, array.dtype))
+    if kind == "O":  # Python objects: real numbers (Fraction, Decimal) only
+        for item in array.flat:
+            try:
+                if isinstance(item, (str, bytes, complex, {np}.complexfloating)):
+                    raise TypeError
+                float(item)
+            except Exception:
+                raise {error}("argument %r %s a value of type %s (%.60r), not a real number" % (
+                    name, "is" if array.ndim == 0 else "holds", type(item).__name__, item)) from None
+    elif kind not in "biuf":
+        raise {error}("argument %r %s (dtype %s), not real numbers" % (
+            name, "is a string" if kind in "US" else "has values", array.dtype))
+    return array.astype({np}.float64)
+"""
+
+_CONVERTERS: dict = {}
+
+
+def _converter(names: _Names):
+    """The argument converter of ``_CONVERTER``, compiled once per name prefix (lambdify)."""
+    fn = _CONVERTERS.get(names.prefix)
+    if fn is None:
+        import numpy as np
+
+        namespace = {names.np: np, names.error: ShapeError, names.float64: np.dtype(np.float64)}
+        source = _CONVERTER.format(np=names.np, error=names.error, as_float64=names.as_float64,
+                                   float64=names.float64)
+        exec(compile(source, "<mathcalc-argument-converter>", "exec"), namespace)  # our own text
+        fn = _CONVERTERS[names.prefix] = namespace[names.as_float64]
+    return fn
 
 
 def _preamble(names: _Names, imports) -> str:
@@ -404,14 +603,21 @@ def _preamble(names: _Names, imports) -> str:
               '    """A missing, unexpected or wrongly shaped argument."""',
               "", "",
               f"{names.missing} = object()",
-              "", ""]
+              f"{names.float64} = {names.np}.dtype({names.np}.float64)",
+              "", "",
+              _CONVERTER.format(np=names.np, error=names.error, as_float64=names.as_float64,
+                                   float64=names.float64),
+              ""]
     return "\n".join(lines) + "\n"
 
 
 def _header(name, variables, names: _Names, expr) -> list:
-    params = ", ".join(f"{v}={names.missing}" for v in variables)
+    params = ", ".join(f"{v}={names.missing}" for v in variables if is_parameter_name(v))
     params = f"*, {params}, **{names.extra}" if params else f"**{names.extra}"
     lines = [f"def {name}({params}):", "    " + _docstring(expr, variables)]
+    for k, var in enumerate(variables):
+        if not is_parameter_name(var):  # not a Python parameter: a key of the ** dict
+            lines.append(f"    {names('v', k)} = {names.extra}.pop({var!r}, {names.missing})")
     expected = ", ".join(variables) or "no arguments"
     lines += [f"    if {names.extra}:",
               f"        raise {names.error}({'unexpected argument(s) %s; this function takes ' + expected!r}"
@@ -444,15 +650,20 @@ def _arguments(variables: dict, ctx: _Context) -> None:
     bound_by = {}
     for k, (var, shape) in enumerate(variables.items()):
         v = names("v", k)
-        ctx.emit(f"if {var} is {names.missing}:")
+        given = var if is_parameter_name(var) else v  # else popped from the ** dict
+        ctx.emit(f"if {given} is {names.missing}:")
         ctx.emit(f"    raise {err}({f'missing argument {var!r} of shape {_shape_text(shape)}'!r})")
-        ctx.emit(f"{v} = {np_}.asarray({var}, dtype={np_}.float64)")
+        # A float64 array is taken as it is; anything else goes through the
+        # converter, which converts it or says what is wrong with it.
+        ctx.emit(f"{v} = {given} if type({given}) is {np_}.ndarray and {given}.dtype is {names.float64} "
+                 f"else {names.as_float64}({given}, {var!r})")
         if not shape:
             msg = f"argument {var!r} must be a scalar (shape ()), got an array of shape %s"
             ctx.emit(f"if {v}.shape:")
             ctx.emit(f"    raise {err}({msg!r} % ({v}.shape,))")
             ctx.emit(f"{v} = {v}[()]")
             ctx.values[E.Var(var, shape)] = v
+            ctx.arguments.add(v)
             continue
         s = v + ".shape"
         msg = (f"argument {var!r} must have shape {_shape_text(shape)} "
@@ -478,6 +689,7 @@ def _arguments(variables: dict, ctx: _Context) -> None:
             ctx.emit(f"if {s} != {want}:")
             ctx.emit(f"    raise {err}({msg!r} % ({fmt_args}))")
         ctx.values[E.Var(var, shape)] = v
+        ctx.arguments.add(v)
 
 
 def codegen(expr, name: str = "f", **shapes) -> str:
@@ -487,8 +699,24 @@ def codegen(expr, name: str = "f", **shapes) -> str:
     numpy (plus ``math`` for a registered function SymPy prints with it);
     its docstring gives the expression in matrix notation and the argument
     shapes. Shared subexpressions are computed once, as named temporaries.
+
+    It evaluates what ``lambdify`` runs: the expression re-associated for
+    speed (``optimize.reassociate``). Where the cheapest association depends
+    on the sizes (``-2*(X - U*V')*V`` is best distributed when U and V are
+    thin), every form ``reassociate`` picks at the trial sizes
+    (``optimize.size_trials``) is written out, and the source computes each
+    one's flop count from the argument shapes (``optimize.dag_cost``'s
+    formulas) and evaluates the cheapest. Likewise a product of three or
+    more factors whose best pairwise order depends on the sizes is written in
+    each order opt_einsum picks at very different sizes, the one with the
+    fewest flops for the arguments run; no contraction path is searched when
+    the function runs. (lambdify searches for the argument sizes themselves,
+    so for sizes between the trials it may pick a form not written here; the
+    values agree either way.)
     """
     from .expression import as_expr
+    from .numeric import reassociation_variants
 
-    source, _, _ = generate(as_expr(expr, shapes), name, standalone=True)
+    e = as_expr(expr, shapes)
+    source, _, _ = generate(e, name, standalone=True, variants=reassociation_variants(e.node))
     return source

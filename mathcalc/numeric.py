@@ -58,18 +58,51 @@ def symbols_spec(operand_labels, out) -> str:
 # ---------------------------------------------------------------------------
 # Identifier hygiene: nothing reaches generated source unless it is a plain
 # Python identifier that means itself (SymPy's lambdify once ran shell
-# commands hidden in a symbol name).
+# commands hidden in a symbol name). A variable name the parser accepts but
+# that cannot be such a parameter (``lambda``, ``match``, ``__x``, ``ﬁ``,
+# ``sum``) is read from the keyword dict instead, written with ``repr``.
 
 
-def validate_identifier(name, what: str = "variable") -> str:
-    """``name`` if it is safe to appear in generated source, else a MathcalcError."""
-    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name) \
-            or keyword.issoftkeyword(name) or name.startswith("__") \
-            or unicodedata.normalize("NFKC", name) != name \
-            or not all(ch.isprintable() for ch in name):
+def validate_identifier(name, what: str = "function") -> str:
+    """``name`` if it can be written in generated source as a name that means itself.
+
+    For names that must be Python names (the function codegen defines). A
+    variable needs only ``validate_variable_name``.
+    """
+    if not is_parameter_name(name):
         raise MathcalcError(f"{what} name {name!r} is not a plain identifier; "
                             "it cannot be used in generated code")
     return name
+
+
+def validate_variable_name(name) -> str:
+    """``name`` if it is a name the parser accepts (SPEC: letters, Greek too, digits
+    and ``_``, not starting with a digit), else a MathcalcError.
+
+    Such a name is safe in generated code either as a parameter
+    (``is_parameter_name``) or as a ``repr``-written key of the keyword dict.
+    """
+    if not isinstance(name, str) or not name or not all(
+            ch == "_" or "0" <= ch <= "9" or unicodedata.category(ch).startswith("L")
+            for ch in name) or "0" <= name[0] <= "9":
+        raise MathcalcError(f"variable name {name!r} is not a plain identifier (letters, digits "
+                            "and _, not starting with a digit); it cannot be used in generated code")
+    return name
+
+
+def is_parameter_name(name) -> bool:
+    """Whether ``name`` can be a parameter of generated code that means itself.
+
+    Not a keyword or soft keyword (``type`` included, a soft keyword since
+    Python 3.12), nothing starting with ``__``, not a builtin the generated body
+    could need (``sorted``, ``Exception``), unchanged by NFKC (Python
+    normalises identifiers: ``ﬁ`` would be the parameter ``fi``), printable.
+    """
+    return isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name) \
+        and not keyword.issoftkeyword(name) and name not in ("type", "_") \
+        and not name.startswith("__") and name not in vars(builtins) \
+        and unicodedata.normalize("NFKC", name) == name \
+        and all(ch.isprintable() for ch in name)
 
 
 # ---------------------------------------------------------------------------
@@ -184,6 +217,7 @@ def lower_product(node: E.Product, ctx) -> str:
     if core is not None:
         value = _aligned(value if _is_atom(value) else f"({value})", core_out, reps)
     ctx.emit(f"{view}[...] = {value}")
+    ctx.fresh.add(target)  # a new array: the result needs no defensive copy
     return target
 
 
@@ -294,11 +328,40 @@ def _pair(a, la, b, lb, out, ctx) -> str:
 
 def _many(operands, out, dims, ctx) -> str:
     """Three or more factors: pairwise in an order fixed now, or chosen per size at run time."""
-    path = _static_path(operands, out, dims, getattr(ctx, "sizes", None))
-    if path is None:
+    sizes = getattr(ctx, "sizes", None)
+    # lambdify needs only to know whether the order is fixed: it stops at a second one.
+    paths = candidate_paths([ls for _, ls in operands], out, dims, sizes, every=ctx.standalone)
+    if paths is not None and len(paths) == 1:
+        return _run_path(operands, out, paths[0], ctx)
+    if paths is None or not ctx.standalone:
         return ctx.contraction([ls for _, ls in operands], out, [code for code, _ in operands])
+    # Standalone source cannot call opt_einsum: each order found at the trial
+    # sizes is written out, and the one with the fewest flops for the
+    # argument sizes runs (opt_einsum's flop count, computed in the source).
+    costs = [ctx.assign(path_cost_code([ls for _, ls in operands], out, path, dims, ctx.dim))
+             for path in paths]
+    target = ctx.tmp()
+    for k, path in enumerate(paths):
+        ctx.emit(branch_condition(costs, k, "if" if k == 0 else "elif"))
+        ctx.indent += 1
+        ctx.emit(f"{target} = {_run_path(operands, out, path, ctx)}")
+        ctx.indent -= 1
+    return target
+
+
+def branch_condition(costs, k, keyword) -> str:
+    """``if``/``elif``/``else`` line choosing alternative k, the first of the cheapest."""
+    rest = costs[k + 1:]
+    if not rest:
+        return "else:"
+    least = rest[0] if len(rest) == 1 else f"min({', '.join(rest)})"
+    return f"{keyword} {costs[k]} <= {least}:"
+
+
+def _run_path(operands, out, path, ctx) -> str:
+    """The code of the contraction of ``operands`` done pairwise along ``path``."""
     ops = list(operands)
-    for step, (i, j) in enumerate(path):
+    for i, j in path:
         (a, la), (b, lb) = ops[i], ops[j]
         ops = [op for k, op in enumerate(ops) if k not in (i, j)]
         if not ops:
@@ -309,35 +372,63 @@ def _many(operands, out, dims, ctx) -> str:
     raise AssertionError("contraction path did not end in one operand")  # pragma: no cover
 
 
-def _static_path(operands, out, dims, sizes=None):
-    """The pairwise order opt_einsum picks, if it is the same for very different sizes
-    (or for the ``sizes`` given)."""
+def candidate_paths(operand_labels, out, dims, sizes=None, every=True):
+    """The distinct pairwise orders opt_einsum picks at very different sizes (or at
+    ``sizes``), in the order found; None if one of them is not pairwise. Without
+    ``every``, the search stops at the second order found."""
     import opt_einsum
 
-    spec = symbols_spec([ls for _, ls in operands], out)
+    spec = symbols_spec(operand_labels, out)
     names = sorted({d for d in dims if isinstance(d, str)})
     if sizes is not None:
         trials = [{n: sizes.get(n, 64) for n in names}]
     else:
-        rng = random.Random(len(operands) * 7919 + len(names))
+        rng = random.Random(len(operand_labels) * 7919 + len(names))
         trials = [{n: 64 for n in names}]
         trials += [{n: rng.choice((3, 1000)) for n in names} for _ in range(6 if names else 0)]
-    found = None
+    found = []
     for sizes in trials:
-        shapes = [tuple(_size(dims[l], sizes) for l in ls) for _, ls in operands]
+        shapes = [tuple(_size(dims[l], sizes) for l in ls) for ls in operand_labels]
         # The exhaustive search is exponential in the factors and dynamic
         # programming nearly so on a deep chain's derivative (dozens of factors
         # sharing each index): 1 s a search at 32 factors. Past a dozen, greedy.
-        how = "optimal" if len(operands) <= 5 else "dp" if len(operands) <= 12 else "greedy"
+        n = len(operand_labels)
+        how = "optimal" if n <= 5 else "dp" if n <= 12 else "greedy"
         path, _ = opt_einsum.contract_path(spec, *shapes, shapes=True, optimize=how)
         path = [tuple(p) for p in path]
         if any(len(p) != 2 for p in path):
             return None
-        if found is None:
-            found = path
-        elif path != found:
-            return None
+        if path not in found:
+            found.append(path)
+            if len(found) == 2 and not every:
+                break
     return found
+
+
+def path_cost_terms(operand_labels, out, path):
+    """opt_einsum's flop count of contracting along ``path``, as (labels, factor) terms:
+    each step costs the product of the sizes of the labels it touches, twice that
+    when it sums one away."""
+    sets = [frozenset(ls) for ls in operand_labels]
+    out = frozenset(out)
+    terms = []
+    for step in path:
+        step = tuple(sorted(step, reverse=True))
+        touched = frozenset().union(*(sets[i] for i in step))
+        sets = [s for k, s in enumerate(sets) if k not in step]
+        keep = touched & (out.union(*sets))
+        terms.append((tuple(sorted(touched, key=repr)), max(1, len(step) - 1) + (keep != touched)))
+        sets.append(keep)
+    return terms
+
+
+def path_cost_code(operand_labels, out, path, dims, dim_code) -> str:
+    """``path_cost_terms`` as a Python expression in the dimension sizes."""
+    parts = []
+    for labels, factor in path_cost_terms(operand_labels, out, path):
+        sizes = [dim_code(dims[l]) for l in labels] or ["1"]
+        parts.append("*".join(([str(factor)] if factor != 1 else []) + sizes))
+    return " + ".join(parts) or "0"
 
 
 def _size(dim, sizes) -> int:
@@ -360,24 +451,34 @@ def lambdify(expr, **shapes):
     float64 scalar (``np.float64``, so ``np.shape(result) == ()``) when g is a
     scalar. Every variable of the Expr must be passed, even one that dropped
     out of a derivative; a missing, extra or wrongly shaped argument is a
-    ShapeError naming the variable and both shapes. Arrays are read as
-    float64; vectors are 1-D arrays, scalars Python numbers or 0-d arrays.
-    The result may not share memory with an argument.
+    ShapeError naming the variable and both shapes, and so is a value that is
+    not an array of real numbers (a ragged list, a string, a complex array:
+    complex values are never cast to real). Arrays are read as float64
+    (integers and booleans convert); vectors are 1-D arrays, scalars Python
+    numbers or 0-d arrays. The result may not share memory with an argument.
+    Powers, quotients and functions follow numpy's float64 rules
+    (``(-1) .^ 0.5`` is NaN, with numpy's warning).
 
     The function is built once (and cached per expression): its source is
     ``fn.source``, the same text ``codegen`` returns apart from how
-    registered functions and size-dependent contractions are bound.
+    registered functions and size-dependent contractions are bound, and
+    ``fn.expr`` is the expression. Where the cheapest evaluation depends on
+    the sizes (``optimize.reassociate``; contraction orders), the function
+    compiles one variant per argument-shape signature, on first use:
+    ``fn.source`` is then the expression as written, contraction orders
+    chosen when it runs (what runs for shapes not seen before is not known
+    yet), and ``fn.sources`` maps each shape signature seen so far (the
+    variables' shapes, in order) to the source compiled for it.
     """
     from .expression import Expr, as_expr
-    from .optimize import reassociate, size_trials
 
     e = as_expr(expr, shapes)
     key = (e.node, tuple(e.variables.items()))
     fn = _CACHE.get(key)
     if fn is not None:
         return fn
-    variants = {reassociate(e.node, sizes) for sizes in size_trials(e.node)}
-    fn = _compile(Expr(variants.pop(), e.variables)) if len(variants) == 1 else None
+    variants = reassociation_variants(e.node)
+    fn = _compile(Expr(variants[0], e.variables)) if len(variants) == 1 else None
     if fn is None or fn.size_dependent:
         fn = _size_dispatch(e)
     fn.expr = e
@@ -387,22 +488,45 @@ def lambdify(expr, **shapes):
     return fn
 
 
+def reassociation_variants(node) -> list:
+    """The distinct forms ``optimize.reassociate`` picks at the trial sizes
+    (``optimize.size_trials``), in trial order: one form when the choice does
+    not depend on the sizes."""
+    from .optimize import reassociate, size_trials
+
+    return list(dict.fromkeys(reassociate(node, sizes) for sizes in size_trials(node)))
+
+
 def _size_dispatch(e):
     """A function that picks, per argument shapes, the cheapest association for those sizes.
 
     Built only where the choice depends on the sizes (``-2*(X - U*V')*V`` is
     best distributed when U and V are thin, as written when they are square).
+    It has the name, docstring and signature of the generated function;
+    ``.source`` is the unspecialised source and ``.sources`` the source
+    compiled for each shape signature seen.
     """
+    import functools
+
     from .expression import Expr
     from .optimize import reassociate
 
     variables = e.variables
+    ranks = tuple(len(shape) for shape in variables.values())
     by_shapes: dict = {}
+    sources: dict = {}
+    first = _compile(e)
 
     def dispatch(**kwargs):
-        key = tuple(np.shape(kwargs.get(name, ())) for name in variables)
+        try:
+            key = tuple(np.shape(kwargs.get(name, ())) for name in variables)
+        except Exception:  # not an array (a ragged list): the checks say what is wrong
+            key = None
         fn = by_shapes.get(key)
         if fn is None:
+            if key is None or tuple(map(len, key)) != ranks or \
+                    any(name not in kwargs for name in variables):
+                return first(**kwargs)  # raises the ShapeError naming the argument
             sizes = {}
             for (name, shape), actual in zip(variables.items(), key):
                 for dim, n in zip(shape, actual):
@@ -411,11 +535,14 @@ def _size_dispatch(e):
             fn = _compile(Expr(reassociate(e.node, sizes), variables), sizes)
             if len(by_shapes) > 64:
                 by_shapes.clear()
+                sources.clear()
             by_shapes[key] = fn
+            sources[key] = fn.source
         return fn(**kwargs)
 
-    first = _compile(e)
-    dispatch.source = first.source
+    functools.update_wrapper(dispatch, first)  # name, docstring, signature, .source
+    dispatch.sources = sources
+    dispatch.size_dependent = True
     return dispatch
 
 

@@ -87,3 +87,163 @@ def test_user_names_that_clash_with_internal_ones():
     e = Expr(E.add(E.var("np", ("n",)), E.var("t0", ("n",)), E.var("MISSING", ("n",))))
     fn = _load(codegen(e))
     np.testing.assert_allclose(fn(np=np.ones(2), t0=np.ones(2), MISSING=np.ones(2)), [3.0, 3.0])
+
+
+# ---------------------------------------------------------------------------
+# Variable names that are no Python parameter, bad argument values, float64 powers
+
+
+def test_odd_variable_names_work_in_standalone_code():
+    import mathcalc as mc
+    from test_numeric import ODD_NAMES
+
+    for name in ODD_NAMES:
+        e = mc.parse(f"{name} * y + x", **{name: (), "x": ("n",), "y": ("n",)})
+        fn = _load(codegen(e))
+        got = fn(**{name: 2.0, "x": np.array([1.0, 2.0]), "y": np.array([3.0, 4.0])})
+        np.testing.assert_allclose(got, [7.0, 10.0], err_msg=name)
+
+
+def test_standalone_code_reports_bad_values_as_lambdify_does():
+    import warnings
+
+    from test_numeric import BAD_VALUES
+
+    e = Expr(E.sum_all(E.var("x", ("n",))))
+    fn = _load(codegen(e))
+    for value, message in BAD_VALUES:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(ValueError, match=message) as err:
+                fn(x=value)
+        assert type(err.value).__name__ == "ShapeError"
+        with pytest.raises(MathcalcError) as mine:
+            lambdify(e)(x=value)
+        assert str(err.value) == str(mine.value)
+    assert fn(x=[1, 2, 3]) == 6.0
+
+
+def test_standalone_powers_of_constants_are_float64():
+    import mathcalc as mc
+
+    fn = _load(codegen(mc.parse("(1 - 2) .^ (0.5 .^ 3 - 1.5) + c")))
+    with np.errstate(invalid="ignore"):
+        assert np.isnan(fn(c=1.0))
+
+
+# ---------------------------------------------------------------------------
+# What lambdify runs: re-association, fixed contraction orders
+
+
+def _executed_lines(fn, **kwargs) -> set:
+    """Line numbers of ``fn``'s source (loaded by ``_load``) that ran for these arguments."""
+    import sys
+
+    lines = set()
+
+    def trace(frame, event, arg):
+        if frame.f_code.co_filename == "<generated>":
+            lines.add(frame.f_lineno)
+            return trace
+        return None
+
+    sys.settrace(trace)
+    try:
+        result = fn(**kwargs)
+    finally:
+        sys.settrace(None)
+    return lines, result
+
+
+def test_codegen_distributes_where_lambdify_does():
+    import mathcalc as mc
+
+    g = mc.diff("x'*A*x", "x")  # (A + A')*x: A*x + A'*x, no n-by-n sum
+    src = codegen(g)
+    assert src.count(".dot(") == 2 and "+ v1" not in src and ".T + " not in src
+    rng = np.random.default_rng(9)
+    xv, av = rng.standard_normal(4), rng.standard_normal((4, 4))
+    np.testing.assert_allclose(_load(src)(x=xv, A=av), (av + av.T) @ xv, rtol=1e-12)
+
+
+def test_codegen_chooses_the_association_by_the_argument_sizes():
+    import mathcalc as mc
+
+    g = mc.diff("norm2(X - U*V')^2", "U")
+    src = codegen(g)
+    fn = _load(src)
+    lines = src.splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("def f(")))
+    returns = [k + 1 for k, line in enumerate(lines) if k > start and line.strip().startswith("return ")]
+    assert len(returns) == 2  # as written (the m-by-p residual), then distributed
+    rng = np.random.default_rng(10)
+    for (m, p, k), distributed in [((60, 50, 2), True), ((8, 8, 8), False), ((5, 40, 40), False)]:
+        X, U, V = rng.standard_normal((m, p)), rng.standard_normal((m, k)), rng.standard_normal((p, k))
+        ran, got = _executed_lines(fn, X=X, U=U, V=V)
+        np.testing.assert_allclose(got, -2 * (X - U @ V.T) @ V, rtol=1e-10)
+        assert (returns[0] in ran) != distributed and (returns[1] in ran) == distributed, (m, p, k)
+        # lambdify's choice for these sizes is the same form
+        from mathcalc.optimize import reassociate
+
+        sizes = {"m": m, "n": p, "k": k}
+        assert (reassociate(g.node, sizes) != g.node) == distributed
+
+
+def test_size_dependent_chain_has_fixed_orders_not_an_einsum_search():
+    from test_numeric import CASES, ENV
+
+    assert " <= " not in codegen(Expr(CASES["chain with vector"], ENV))  # one order for all sizes
+    for case in ("matrix chain",):
+        e = Expr(CASES[case], ENV)
+        src = codegen(e)
+        assert "optimize=True" not in src and "einsum" not in src, src
+        assert " <= " in src  # a branch on the argument sizes
+        fn = _load(src)
+        branches = set()
+        rng = np.random.default_rng(11)
+        for sizes in ({"m": 2, "n": 3, "k": 4, "p": 5}, {"m": 40, "n": 2, "k": 30, "p": 2},
+                      {"m": 2, "n": 30, "k": 2, "p": 40}, {"m": 30, "n": 30, "k": 2, "p": 30}):
+            vals = _values(e.node, rng, sizes)
+            ran, got = _executed_lines(fn, **vals)
+            np.testing.assert_allclose(got, lambdify(e)(**vals), rtol=1e-10)
+            branches.add(frozenset(ran))
+        assert len(branches) >= 2, case  # more than one order was taken
+
+
+def test_cost_in_the_source_is_the_cost_model():
+    """The flop count the source computes is optimize.dag_cost, term for term."""
+    import mathcalc as mc
+    from mathcalc.codegen import _dag_cost_code
+    from mathcalc.optimize import dag_cost
+
+    class Dims:
+        @staticmethod
+        def dim(d):
+            return str(d) if isinstance(d, int) else d
+
+    rng = np.random.default_rng(12)
+    for text, wrt in [("norm2(X - U*V')^2", "U"), ("x'*A*x", "x"), ("det(A*X*B)", "X"),
+                      ("sum(exp(W*x) + b)", "W"), ("logdet(A) + tr(inv(A)*B)", "A"),
+                      ("norm2(W2*relu(W1*x + b1) - t)^2", "W1")]:
+        f = mc.parse(text)
+        for node in {mc.diff(f, wrt).node, f.node}:
+            code = _dag_cost_code(node, set(), Dims)
+            names = {d for n in E.walk(node) for d in n.shape if isinstance(d, str)}
+            for _ in range(5):
+                sizes = {d: int(rng.integers(1, 50)) for d in names}
+                assert eval(code, {}, dict(sizes)) == dag_cost(node, sizes), (text, sizes)  # noqa: S307
+
+
+def test_standalone_hessian_and_det_do_no_extra_work():
+    import mathcalc as mc
+
+    src = codegen(mc.hessian("norm2(X-U*V')^2 + norm2(U)^2", "U"))
+    assert "np.array(" not in src
+    src = codegen(mc.diff("det(A*X*B)", "X"))
+    assert src.count("np.linalg.") == 2 and src.count(".dot(") == 6  # M in either order, then 2
+    fn = _load(src)
+    rng = np.random.default_rng(13)
+    Av, Xv, Bv = rng.standard_normal((3, 4)), rng.standard_normal((4, 5)), rng.standard_normal((5, 3))
+    M = Av @ Xv @ Bv
+    np.testing.assert_allclose(fn(A=Av, X=Xv, B=Bv), np.linalg.det(M) * (Bv @ np.linalg.inv(M) @ Av).T,
+                               rtol=1e-9)

@@ -273,9 +273,11 @@ def test_dimension_bound_by_no_variable_is_an_error_at_build_time():
 @pytest.mark.parametrize("hostile", [
     "__import__('os').system('echo pwned')",
     "x=1):\n    import os\n#",
-    "lambda",
-    "ﬁ",  # NFKC-normalises to "fi": two names could become one
-    "__class__",
+    "x y",
+    "a.b",
+    "1x",
+    "x\u200b",  # a zero-width space: not a letter
+    "",
 ])
 def test_hostile_variable_names_are_rejected_before_any_code_is_built(hostile, monkeypatch):
     import builtins
@@ -287,6 +289,55 @@ def test_hostile_variable_names_are_rejected_before_any_code_is_built(hostile, m
     with pytest.raises(MathcalcError, match="not a plain identifier"):
         lambdify(Expr(node))
     assert calls == []
+
+
+# Names the parser accepts that are no Python parameter meaning itself: keywords,
+# soft keywords, dunder names, NFKC-unstable letters, builtins the body could use.
+ODD_NAMES = ["lambda", "match", "case", "_", "__x", "class", "type", "__class__",
+             "__builtins__", "ﬁ", "ℌ", "sorted", "Exception", "α", "λ", "np", "MISSING"]
+
+
+@pytest.mark.parametrize("name", ODD_NAMES)
+def test_every_name_the_parser_accepts_lambdifies(name):
+    import ast
+
+    import mathcalc as mc
+
+    e = mc.parse(f"{name} * y + x", **{name: (), "x": ("n",), "y": ("n",)})
+    assert name in e.variables
+    fn = lambdify(e)
+    got = fn(**{name: 2.0, "x": np.array([1.0, 2.0]), "y": np.array([3.0, 4.0])})
+    np.testing.assert_allclose(got, [7.0, 10.0])
+    with pytest.raises(ShapeError, match=f"missing argument {re.escape(repr(name))}"):
+        fn(x=np.ones(2), y=np.ones(2))
+    with pytest.raises(ShapeError, match="unexpected argument.*'zz'"):
+        fn(**{name: 2.0, "x": np.ones(2), "y": np.ones(2), "zz": 1.0})
+    # In the source the name is a parameter that means itself, or only a string literal.
+    from mathcalc.numeric import is_parameter_name
+
+    tree = ast.parse(fn.source)
+    params = {a.arg for n in ast.walk(tree) if isinstance(n, ast.arguments) for a in n.kwonlyargs}
+    assigned = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    assert (name in params) == is_parameter_name(name)
+    assert name not in assigned  # never rebound: a builtin of that name keeps meaning itself
+    assert all(i.isascii() for i in params | assigned if i != name)
+    if not is_parameter_name(name):
+        assert repr(name) in fn.source  # read from the ** dict by its repr
+
+
+def test_a_name_and_its_nfkc_form_stay_two_variables():
+    import mathcalc as mc
+
+    e = mc.parse("ﬁ - fi", **{"ﬁ": (), "fi": ()})  # ﬁ=() in source would be fi=()
+    assert set(e.variables) == {"ﬁ", "fi"}
+    assert lambdify(e)(**{"ﬁ": 5.0, "fi": 2.0}) == 3.0
+
+
+def test_check_with_a_keyword_as_a_variable_name():
+    import mathcalc as mc
+
+    result = mc.check("norm2(X*w - y)^2 + lambda*w'*w", "w")
+    assert result.ok, result.message
 
 
 def test_names_that_look_internal_do_not_collide():
@@ -366,3 +417,158 @@ def test_softmax_and_logsumexp_do_not_overflow():
     v = np.array([1000.0, 1000.0, 0.0])
     np.testing.assert_allclose(lambdify(Expr(E.softmax(x)))(x=v), [0.5, 0.5, 0.0], atol=1e-300)
     assert lambdify(Expr(E.logsumexp(x)))(x=v) == pytest.approx(1000 + np.log(2))
+
+
+# ---------------------------------------------------------------------------
+# Argument values that are not arrays of real numbers
+
+
+BAD_VALUES = [
+    ([[1.0, 2.0], [3.0]], r"'x' is ragged"),
+    ("abc", r"'x' is a string"),
+    ("1.5", r"'x' is a string"),
+    (object(), r"'x' is a value of type object"),
+    (np.array([1 + 5j, 2.0]), r"'x' is complex \(dtype complex128\)"),
+    ([1 + 5j, 2], r"'x' is complex"),
+    (np.array([1.0, 2j], dtype=object), r"'x' holds a value of type complex"),
+    (np.array(["1", "2"]), r"'x' is a string"),
+    (np.array([1, 2], dtype="datetime64[s]"), r"'x' has values \(dtype datetime64"),
+]
+
+
+@pytest.mark.parametrize("value, message", BAD_VALUES, ids=lambda v: type(v).__name__)
+def test_values_that_are_not_real_arrays_are_shape_errors(value, message):
+    import warnings
+
+    fn = lambdify(Expr(E.sum_all(x)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ComplexWarning: complex is refused, not cast
+        with pytest.raises(ShapeError, match=message):
+            fn(x=value)
+
+
+def test_values_that_convert_are_read_as_float64():
+    from fractions import Fraction
+
+    fn = lambdify(Expr(E.hadamard(a, x)))
+    for xv in ([1, 2, 3], np.array([True, False, True]), np.arange(3, dtype=np.int8),
+               np.array([1.0, 2.0, 3.0], dtype=">f8"), np.array([Fraction(1, 2), 1, 2], dtype=object),
+               np.float32([1, 2, 3])):
+        got = fn(a=np.int64(2), x=xv)
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got, 2 * np.asarray(xv, dtype=np.float64))
+
+
+def test_a_scalar_argument_with_a_bad_value():
+    fn = lambdify(Expr(E.hadamard(a, x)))
+    with pytest.raises(ShapeError, match="'a' is complex"):
+        fn(a=1j, x=np.ones(3))
+    with pytest.raises(ShapeError, match="'a' is a value of type NoneType"):
+        fn(a=None, x=np.ones(3))
+
+
+def test_size_dependent_function_reports_bad_values_too():
+    import mathcalc as mc
+
+    fn = lambdify(mc.diff("norm2(X - U*V')^2", "U"))
+    ok = dict(X=np.ones((4, 3)), U=np.ones((4, 2)), V=np.ones((3, 2)))
+    with pytest.raises(ShapeError, match="'V' is ragged"):
+        fn(**{**ok, "V": [[1.0, 2.0], [3.0]]})
+    with pytest.raises(ShapeError, match="'U' is complex"):
+        fn(**{**ok, "U": ok["U"] + 1j})
+    with pytest.raises(ShapeError, match="missing argument 'X'"):
+        fn(U=ok["U"], V=ok["V"])
+
+
+# ---------------------------------------------------------------------------
+# numpy float64 semantics for constant operands
+
+
+@pytest.mark.parametrize("text, want", [
+    ("(1 - 2) .^ (0.5 .^ 3 - 1.5) + c", np.nan),  # Python: a complex number
+    ("(1 - 1) .^ (0 - 1) + c", np.inf),  # Python: ZeroDivisionError
+    ("(1 - 1) .^ (0 - 3) + c", np.inf),  # Python: ZeroDivisionError
+    ("(0.5 - 3) .^ 0.5 + c", np.nan),
+])
+def test_powers_of_constants_follow_numpy(text, want):
+    import mathcalc as mc
+
+    fn = lambdify(mc.parse(text))
+    with np.errstate(all="ignore"):
+        got = fn(c=1.0)
+    assert isinstance(got, np.float64)
+    np.testing.assert_equal(got, want)
+
+
+# ---------------------------------------------------------------------------
+# The size-dispatching function looks like any lambdified one
+
+
+def test_size_dispatch_has_the_docstring_signature_and_attributes():
+    import inspect
+
+    import mathcalc as mc
+
+    g = mc.diff("norm2(Y - P*Q')^2", "P")  # built here first: no shapes seen yet
+    fn = lambdify(g)
+    plain = lambdify(mc.diff("norm2(Y - P)^2", "P"))
+    assert fn.__name__ == plain.__name__ == "f"
+    assert str(g) in fn.__doc__ and "P: shape (m, k)" in fn.__doc__
+    assert list(inspect.signature(fn).parameters) == ["Y", "P", "Q", "unexpected"]
+    assert fn.expr == g and fn.size_dependent
+    assert fn.source.startswith("def f(") and fn.sources == {}
+    thin = dict(Y=np.ones((40, 30)), P=np.ones((40, 2)), Q=np.ones((30, 2)))
+    square = dict(Y=np.ones((6, 6)), P=np.ones((6, 6)), Q=np.ones((6, 6)))
+    for vals in (thin, square):
+        np.testing.assert_allclose(fn(**vals), -2 * (vals["Y"] - vals["P"] @ vals["Q"].T) @ vals["Q"])
+    assert set(fn.sources) == {((40, 30), (40, 2), (30, 2)), ((6, 6), (6, 6), (6, 6))}
+    thin_src = fn.sources[((40, 30), (40, 2), (30, 2))]
+    assert thin_src != fn.sources[((6, 6), (6, 6), (6, 6))]
+    assert thin_src.startswith("def f(") and thin_src != fn.source
+
+
+# ---------------------------------------------------------------------------
+# No copies, no repeated work
+
+
+def test_hessian_block_result_is_returned_without_a_copy():
+    import mathcalc as mc
+
+    h = mc.hessian("norm2(X-U*V')^2 + norm2(U)^2", "U")
+    fn = lambdify(h)
+    assert "np.array(" not in fn.source
+    rng = np.random.default_rng(7)
+    V_ = rng.standard_normal((3, 2))
+    got = fn(X=np.ones((4, 3)), U=np.ones((4, 2)), V=V_)
+    # H[i,j,k,l] = d²f / dU_ij dU_kl = 2 δ_ik (I + V'V)_jl
+    np.testing.assert_allclose(got, np.einsum("ik,jl->ijkl", np.eye(4), 2 * np.eye(2) + 2 * V_.T @ V_))
+
+
+def test_a_view_of_a_computed_array_is_not_copied_but_an_argument_is():
+    fn = lambdify(Expr(E.transpose(E.inv(A))))  # inv(X)' : a view of a new array
+    assert "np.array(" not in fn.source
+    av = np.array([[2.0, 1.0], [0.0, 4.0]])
+    np.testing.assert_allclose(fn(A=av), np.linalg.inv(av).T)
+    fn = lambdify(Expr(E.transpose(W)))
+    assert "np.array(" in fn.source  # a view of the argument: copied
+    w = np.ones((2, 3))
+    assert not np.shares_memory(fn(W=w), w)
+
+
+def test_a_product_and_its_transpose_are_contracted_once():
+    # d det(A*X*B)/dX = det(M) (B inv(M) A)' holds M = A X B and, inside inv(M)', M'.
+    import mathcalc as mc
+
+    g = mc.diff("det(A*X*B)", "X")
+    fn = lambdify(g)
+    assert len(re.findall(r"= c\d+\(", fn.source)) == 1, fn.source  # one contraction of A, X, B
+    assert re.search(r"= t\d+\.T$", fn.source, re.M)
+    rng = np.random.default_rng(8)
+    for m, n, k in [(3, 4, 5), (2, 30, 3)]:
+        Av, Xv, Bv = rng.standard_normal((m, n)), rng.standard_normal((n, k)), rng.standard_normal((k, m))
+        M = Av @ Xv @ Bv
+        want = np.linalg.det(M) * (Bv @ np.linalg.inv(M) @ Av).T
+        np.testing.assert_allclose(fn(A=Av, X=Xv, B=Bv), want, rtol=1e-9)
+    assert len(fn.sources) == 2
+    for src in fn.sources.values():  # M in two products, inv(M)*B', A'*(...): four in all
+        assert src.count(".dot(") == 4, src
