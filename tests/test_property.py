@@ -9,8 +9,12 @@ over a few variables of fixed, distinct sizes:
 
 Denominators are kept away from 0 (division by 1 + u.^2), logs see positive
 arguments, inv/det/logdet see 5·I + tanh(M) (well conditioned, det > 0), exp
-sees a bounded argument. Non-smooth nodes (max, min, abs, relu, norm1) are
-included; the random point is redrawn until every kink argument is away from
+and tan see bounded arguments (tanh(u), inside (-1, 1) ⊂ (-π/2, π/2)).
+Every function of the element-wise table appears, and one registered with
+``register_function`` (swish, registered for this module only). Non-smooth
+nodes (max, min, abs, relu, sign, step, norm1) are included; sign and step
+multiply another subexpression, so their zero derivative meets the product
+rule; the random point is redrawn until every kink argument is away from
 0. First derivatives (``diff_node``) are compared with central finite
 differences of f, and second derivatives (``diff_node`` twice) with finite
 differences of the first, all evaluated by the independent tests/evaluate.py.
@@ -23,11 +27,13 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+import sympy
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from mathcalc import expr as E
 from mathcalc.diff import diff_node
+from mathcalc.functions import FUNCTIONS, register_function
 
 from evaluate import evaluate, fd_jacobian, rel_error
 
@@ -74,11 +80,53 @@ def _well_conditioned(m):
     return E.add(E.scale(5, E.eye(m.shape[0])), E.apply("tanh", m))
 
 
+# A user's function through register_function: swish u·σ(u), written with tanh
+# (σ(u) = (1 + tanh(u/2))/2) so that it and its derivatives are finite everywhere.
+REGISTERED = "swish_property_test"
+_U = sympy.Symbol("u", real=True)
+SWISH = _U * (1 + sympy.tanh(_U / 2)) / 2
+
+
+@pytest.fixture(scope="module", autouse=True)
+def registered_function():
+    """Registers REGISTERED for this module; removes it afterwards, with any table
+    entry its derivatives added (none expected: swish' is spelled with tanh)."""
+    before = set(FUNCTIONS)
+    register_function(REGISTERED, SWISH, latex=r"\operatorname{swish}")
+    yield REGISTERED
+    for name in set(FUNCTIONS) - before:
+        if name == REGISTERED or getattr(FUNCTIONS[name], "origin", None) == REGISTERED:
+            del FUNCTIONS[name]
+
+
+# Every function the table ships with (not those registered or derived by tests),
+# and the registered one.
+TABLE_FUNCTIONS = sorted(name for name, entry in FUNCTIONS.items()
+                         if entry.builtin or getattr(entry, "kind", None) == "builtin")
+ALL_FUNCTIONS = TABLE_FUNCTIONS + [REGISTERED]
+
+# Functions with a restricted domain or kinks have operations of their own (below);
+# every other function of the table is taken to be smooth on the whole real line
+# (a new entry that is not fails here until it gets its own operation).
+_DOMAIN_OPS = {"exp", "log", "sqrt", "tan", "abs", "relu", "sign", "step"}
 _SMOOTH = ["tanh", "sigmoid", "sin", "cos", "softplus"]
+_SMOOTH += [n for n in TABLE_FUNCTIONS if n not in _DOMAIN_OPS and n not in _SMOOTH]
+_SMOOTH += [REGISTERED]
+
+
+def _apply(name, sub, shape):
+    """``name`` applied element-wise to a random argument kept inside its domain."""
+    if name in ("exp", "tan"):  # bounded argument: tanh(u) in (-1, 1), inside (-π/2, π/2)
+        return E.apply(name, E.apply("tanh", sub(shape)))
+    if name in ("log", "sqrt"):
+        return E.apply(name, _positive(sub(shape)))
+    if name in ("sign", "step"):  # derivative 0 away from the kink: times a live factor
+        return E.hadamard(E.apply(name, sub(shape)), sub(shape))
+    return E.apply(name, sub(shape))
 
 
 ANY_SHAPE_OPS = ["add", "sub", "neg", "scale", "hadamard", "divide", "pow", "fn", "exp",
-                 "log", "sqrt", "max", "min", "abs", "relu", "powvar"]
+                 "log", "sqrt", "max", "min", "abs", "relu", "powvar", "tan", "sign", "step"]
 OPS_BY_RANK = {
     0: ANY_SHAPE_OPS + ["inner", "sum", "trace", "logsumexp", "norm2", "norm1", "det",
                         "logdet", "quad"],
@@ -133,6 +181,10 @@ def node(draw, shape, depth, op=None):
         return E.apply("abs", sub(shape))
     if op == "relu":
         return E.apply("relu", sub(shape))
+    if op in ("tan", "sign", "step"):
+        return _apply(op, sub, shape)
+    if op.startswith("apply:"):  # one given function of the table at the root
+        return _apply(op[len("apply:"):], sub, shape)
     if op == "inner":
         return E.einsum("i,i->", sub((k,)), sub((k,)))
     if op == "quad":  # a'*M*b
@@ -345,6 +397,36 @@ def test_every_node_type_is_generated():
                  suppress_health_check=list(HealthCheck))(given(f=rooted(op))(collect))()
     missing = {t.__name__ for t in E.NODE_TYPES} - {t.__name__ for t in seen}
     assert not missing, f"node types never generated: {missing}"
+
+
+def test_every_table_function_is_generated():
+    """The operations of the generator (not only the per-function test below) apply
+    every function of the element-wise table, and the registered one."""
+    assert {"tan", "sign", "step", "exp", "abs", "relu"} <= set(TABLE_FUNCTIONS)
+    seen = set()
+
+    def collect(f):
+        seen.update(n.fn for n in E.walk(f) if isinstance(n, E.Apply))
+
+    for op in ["fn"] + sorted(_DOMAIN_OPS):
+        settings(max_examples=10 * len(_SMOOTH) if op == "fn" else 3, deadline=None,
+                 derandomize=True, database=None, suppress_health_check=list(HealthCheck))(
+            given(f=rooted(op, depth=0))(collect))()
+    missing = set(ALL_FUNCTIONS) - seen
+    assert not missing, f"functions never generated: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("fn", ALL_FUNCTIONS)
+@settings(SETTINGS, max_examples=4)
+@given(data=st.data(), seed=st.integers(0, 2**16))
+def test_every_function_first_and_second_derivative(fn, data, seed):
+    """Each function of the table (and a registered one) at the root of a random expression."""
+    shape = data.draw(st.sampled_from(SHAPES))
+    f, wrt = data.draw(with_wrt(node(shape, 2, op="apply:" + fn)))
+    assert any(isinstance(n, E.Apply) and n.fn == fn for n in E.walk(f))
+    check_first(f, wrt, seed)
+    if f.rank <= 1:
+        check_second(f, wrt, seed)
 
 
 # ---------------------------------------------------------------------------
