@@ -515,8 +515,8 @@ def product(factors: Iterable, out: Sequence, coef=1) -> Node:
         return zeros(shape)
 
     items, ones_labels, coef = _contract_deltas(items, ones_labels, out, dims, coef)
+    items = _merge_powers(items, ones_labels, out)
     items, coef = _drop_ones(items, ones_labels, out, dims, coef)
-    items = _merge_powers(items, out)
     if not items:
         return Num(coef) if not out else scale(coef, Ones(shape))
     if coef == 1 and len(items) == 1 and tuple(items[0][1]) == out:
@@ -588,8 +588,12 @@ def _drop_ones(items, ones_labels, out, dims, coef):
     return items, coef
 
 
-def _merge_powers(items, out):
-    """u * u^k -> u^(k+1) for factors with the same base on the same output axes."""
+def _merge_powers(items, ones_labels, out):
+    """u * u^k -> u^(k+1) for factors with the same base on the same output axes.
+
+    Powers that cancel (u .* u.^-1) leave a ones factor on their indices,
+    which ``_drop_ones`` then drops where another factor carries them.
+    """
     out_set = set(out)
     places: dict = {}  # label -> how many factors carry it
     for _, labels in items:
@@ -617,31 +621,138 @@ def _merge_powers(items, out):
         base, labels = key
         e = groups[key]
         if e == 0:
-            if base.rank:
-                merged.append([Ones(base.shape), labels])
+            ones_labels.extend(labels)
             continue
         merged.append([power(base, Num(e)) if e != 1 else base, labels])
     return merged + rest
 
 
+# Ties between equal factors (x twice in x'*A*x) that refinement cannot split
+# (symmetric products: (x'*A*x)^2) are settled by trying each tied factor
+# first, recursively, and keeping the smallest naming; past this many tries
+# the smallest found so far is kept.
+MAX_TIE_TRIES = 256
+
+
 def _canonical(coef, items, out, dims) -> Product:
+    """The Product with its factors sorted and its summed indices named canonically.
+
+    Factors sort by (node, which output axes they carry); summed indices are
+    numbered in order of first appearance. Where equal factors tie, the
+    naming would depend on the order they came in, so the ties are split by
+    the factors their indices meet (colour refinement) and what is left
+    tied is settled by the smallest naming over the orders of the tied
+    factors: x'*A*x and x'*A'*x become one node.
+    """
     out_pos = {label: k for k, label in enumerate(out)}
+    rank = len(out)
 
     def key(item):
         node, labels = item
-        return (node.sort_key(), tuple(out_pos.get(lab, len(out)) for lab in labels))
+        return (node.sort_key(), tuple(out_pos.get(lab, rank) for lab in labels))
 
-    items = sorted(items, key=key)
-    names = dict(out_pos)
-    for _, labels in items:
-        for lab in labels:
-            if lab not in names:
-                names[lab] = len(names)
+    keyed = sorted(((key(item), item) for item in items), key=lambda p: p[0])
+    groups = []
+    for k, item in keyed:
+        if groups and groups[-1][0] == k:
+            groups[-1][1].append(item)
+        else:
+            groups.append((k, [item]))
+    if all(len(g) == 1 for _, g in groups):
+        order = [g[0] for _, g in groups]
+    else:
+        order = _settle_ties([g for _, g in groups], out_pos)
+    names = _first_appearance(order, out_pos)
     index_dims = [None] * len(names)
     for lab, k in names.items():
         index_dims[k] = dims[lab]
-    factors = tuple((node, tuple(names[lab] for lab in labels)) for node, labels in items)
-    return Product(coef, factors, tuple(index_dims), len(out))
+    factors = tuple((node, tuple(names[lab] for lab in labels)) for node, labels in order)
+    return Product(coef, factors, tuple(index_dims), rank)
+
+
+def _first_appearance(order, out_pos) -> dict:
+    names = dict(out_pos)
+    for _, labels in order:
+        for lab in labels:
+            if lab not in names:
+                names[lab] = len(names)
+    return names
+
+
+def _settle_ties(groups, out_pos):
+    """An order of the items whose naming does not depend on the order they came in.
+
+    Individualisation and refinement, as graph canonisers do it: each summed
+    index is coloured by the factors and positions it meets until the
+    colours are stable; where equal factors still tie, each in turn has an
+    index given a colour of its own and the refinement goes on; of the
+    orders reached, the one with the smallest naming is kept.
+    """
+    rank = len(out_pos)
+    gid = {}
+    for g, members in enumerate(groups):
+        for item in members:
+            gid[id(item)] = g
+    items = [item for members in groups for item in members]
+    summed = {lab for _, labels in items for lab in labels if lab not in out_pos}
+    best = []  # [(naming, order)]
+    tries = [0]
+
+    def signature(item, colour):
+        return (gid[id(item)], tuple(colour[lab] for lab in item[1]))
+
+    def refine(colour):
+        n_colours = len(set(colour.values()))
+        while True:
+            seen = {lab: [] for lab in summed}
+            for item in items:
+                sig = signature(item, colour)
+                for pos, lab in enumerate(item[1]):
+                    if lab in seen:
+                        seen[lab].append((sig, pos))
+            new = {lab: (colour[lab], tuple(sorted(occ))) for lab, occ in seen.items()}
+            ranks = {v: rank + k for k, v in enumerate(sorted(set(new.values())))}
+            colour = dict(colour)
+            for lab, v in new.items():
+                colour[lab] = ranks[v]
+            count = len(set(colour.values()))
+            if count == n_colours:
+                return colour
+            n_colours = count
+
+    def tied_run(order, colour):
+        """The first run of factors with one signature and different indices, or None."""
+        start = 0
+        for k in range(1, len(order) + 1):
+            if k < len(order) and signature(order[k], colour) == signature(order[start], colour):
+                continue
+            run = order[start:k]
+            if len({tuple(item[1]) for item in run}) > 1:
+                return run
+            start = k
+        return None
+
+    def search(colour, depth):
+        colour = refine(colour)
+        order = sorted(items, key=lambda item: signature(item, colour))
+        run = tied_run(order, colour) if depth < len(items) else None
+        if run is None:
+            tries[0] += 1
+            names = _first_appearance(order, out_pos)
+            naming = tuple(tuple(names[lab] for lab in labels) for _, labels in order)
+            if not best or naming < best[0][0]:
+                best[:] = [(naming, order)]
+            return
+        # an axis where the tied factors have different (equally coloured) indices
+        pos = next(p for p in range(len(run[0][1])) if len({item[1][p] for item in run}) > 1)
+        fresh = max(colour.values()) + 1
+        for lab in dict.fromkeys(item[1][pos] for item in run):
+            if tries[0] >= MAX_TIE_TRIES:
+                return
+            search({**colour, lab: fresh}, depth + 1)
+
+    search({lab: out_pos.get(lab, rank) for _, labels in items for lab in labels}, 0)
+    return best[0][1]
 
 
 def einsum(spec: str, *operands: Node, coef=1) -> Node:

@@ -1,0 +1,180 @@
+"""The whiteboard rules of simplify.py and the canonical form of products (issue 3 §3).
+
+Each rule is asserted twice: the printed form a careful person writes, and
+the value at random points with distinct sizes (2, 3, 4) against the
+unsimplified derivative (``raw_derivative``) and against central finite
+differences of f (``mc.check``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import numpy as np
+import pytest
+
+import mathcalc as mc
+from mathcalc import expr as E
+from mathcalc.diff import raw_derivative
+from mathcalc.simplify import (factor_common, simplify)
+
+SIZES = {"m": 4, "n": 3, "p": 2}
+V, M = ("n",), ("n", "n")
+
+
+def _point(variables: dict, rng, invertible=()) -> dict:
+    point = {}
+    for name, shape in variables.items():
+        dims = tuple(SIZES.get(d, d) for d in shape)
+        if name in invertible:
+            point[name] = 2.0 * np.eye(dims[0]) + 0.4 * rng.standard_normal(dims)
+        else:
+            point[name] = rng.standard_normal(dims)
+    return point
+
+
+def assert_same_values(a: E.Node, b: E.Node, variables: dict, invertible=(), points=3):
+    """a and b (nodes over ``variables``) agree at random points."""
+    fa = mc.lambdify(mc.Expr(a, variables))
+    fb = mc.lambdify(mc.Expr(b, variables))
+    rng = np.random.default_rng(0)
+    for _ in range(points):
+        pt = _point(variables, rng, invertible)
+        np.testing.assert_allclose(fa(**pt), fb(**pt), rtol=1e-9, atol=1e-11)
+
+
+def raw(f: mc.Expr, wrt: str, order: int = 1) -> E.Node:
+    node = f.node
+    for _ in range(order):
+        node = raw_derivative(node, wrt, f.variables[wrt])
+    return node
+
+
+def derived(text, wrt, order=1, invertible=(), **shapes) -> str:
+    """str of the derivative, after checking it against the raw derivative and finite differences."""
+    f = mc.parse(text, **shapes)
+    g = mc.diff(f, wrt, order=order)
+    assert_same_values(g.node, raw(f, wrt, order), f.variables, invertible)
+    values = {name: _point({name: f.variables[name]}, np.random.default_rng(1), invertible)[name]
+              for name in invertible}
+    assert mc.check(f, wrt, order=order, values=values or None), (text, wrt, order)
+    return str(g)
+
+
+def simplified(text, invertible=(), **shapes) -> str:
+    """str of the simplified expression, after checking its value against the parsed one."""
+    f = mc.parse(text, **shapes)
+    s = simplify(f.node)
+    assert_same_values(s, f.node, f.variables, invertible)
+    return str(mc.Expr(s, f.variables))
+
+
+# ---------------------------------------------------------------------------
+# Canonical products: equal factors (ties) do not make the index naming order-dependent
+
+
+def test_quadratic_form_and_its_transpose_fold():
+    f = mc.parse("x'*A*x + x'*A'*x", x=V, A=M)
+    assert str(f) == "2*x'*A*x"
+    assert_same_values(f.node, mc.parse("x'*(A + A')*x", x=V, A=M).node, f.variables)
+
+
+def test_transposed_quadratic_form_is_the_same_node():
+    x, A = E.var("x", V), E.var("A", M)
+    assert E.einsum("i,ij,j->", x, A, x) == E.einsum("j,ij,i->", x, A, x)
+    assert E.einsum("i,ji,j->", x, A, x) == E.einsum("i,ij,j->", x, A, x)
+
+
+def _shuffled(factors, out, rng):
+    """The same product with its factors in another order and its summed labels renamed."""
+    labels = sorted({lab for _, idx in factors for lab in idx} - set(out))
+    new = labels[:]
+    rng.shuffle(new)
+    rename = {a: b.upper() for a, b in zip(labels, new)}
+    order = factors[:]
+    rng.shuffle(order)
+    return [(f, tuple(rename.get(lab, lab) for lab in idx)) for f, idx in order]
+
+
+@pytest.mark.parametrize("factors, out", [
+    # x'*A*x*y'*B*y, tr(A*B*A*B), x'*A*A'*x, x*x'*A*x, (x'*y)^2, A*x*x'*A*x
+    ("x:i A:ij x:j y:k B:kl y:l", ""),
+    ("A:ij B:jk A:kl B:li", ""),
+    ("x:i A:ij A:kj x:k", ""),
+    ("x:o x:i A:ij x:j", "o"),
+    ("x:i y:i x:j y:j", ""),
+    ("A:oi x:i x:j A:jk x:k", "o"),
+    ("A:ij A:jk A:kl A:li", ""),
+])
+def test_products_are_canonical_under_reordering_and_renaming(factors, out):
+    nodes = {"x": E.var("x", V), "y": E.var("y", V), "A": E.var("A", M), "B": E.var("B", M)}
+    parsed = [(nodes[name], tuple(idx)) for name, idx in (p.split(":") for p in factors.split())]
+    first = E.product(parsed, tuple(out))
+    rng = random.Random(0)
+    for _ in range(20):
+        assert E.product(_shuffled(parsed, tuple(out), rng), tuple(out)) == first
+
+
+def test_ties_keep_construction_fast():
+    # A product of 8 equal vectors summed pairwise: 8! orders would be too many to try;
+    # refinement and the bound keep building it instant and still give one node.
+    x = E.var("x", V)
+    A = E.var("A", M)
+    pairs = [(x, (f"a{k}",)) for k in range(8)] + [(A, (f"a{k}", f"a{k + 1}")) for k in range(0, 8, 2)]
+    first = E.product(pairs, ())
+    assert E.product(pairs[::-1], ()) == first
+
+
+# ---------------------------------------------------------------------------
+# _merge_powers: u .* v ./ u is v, with no ones left over
+
+
+def test_reciprocal_powers_cancel_without_a_ones_factor():
+    assert simplified("diag(u)*(v ./ u)", u=V, v=V) == "v"
+    assert simplified("u .* v ./ u", u=V, v=V) == "v"
+
+
+def test_sum_of_ones_of_a_numeric_dimension_is_the_number():
+    assert str(mc.parse("sum(ones(3))")) == "3"
+    # A named dimension has no scalar spelling in the language: it stays a sum.
+    assert str(mc.parse("sum(ones(n))")) == "sum(ones(n))"
+
+
+# ---------------------------------------------------------------------------
+# The issue's examples keep their forms
+
+
+@pytest.mark.parametrize("text, wrt, order, shapes, expected", [
+    ("x'*A*x", "x", 1, dict(x=V, A=M), "(A + A')*x"),
+    ("sum(max(0, W*x + b))", "W", 1, dict(W=("m", "n"), x=V, b=("m",)), "step(W*x + b)*x'"),
+    ("tr(A*X*B)", "X", 1, dict(A=("p", "m"), X=("m", "n"), B=("n", "p")), "A'*B'"),
+    ("norm2(X*w - y)^2", "w", 1, dict(X=("m", "n"), w=V, y=("m",)), "2*X'*(X*w - y)"),
+    ("logsumexp(z)", "z", 1, dict(z=V), "softmax(z)"),
+    ("x'*A*x", "x", 2, dict(x=V, A=M), "A + A'"),
+])
+def test_issue_examples(text, wrt, order, shapes, expected):
+    assert derived(text, wrt, order=order, **shapes) == expected
+
+
+def test_rules_reach_a_fixed_point_on_random_orders():
+    # the same sum written in every order of its terms simplifies to one node
+    terms = ["diag(s)*W", "-s*s'*W", "W .* W"]
+    results = set()
+    for order in itertools.permutations(terms):
+        text = " + ".join(order).replace("+ -", "- ")
+        results.add(simplify(mc.parse(text, s=("m",), W=("m", "n")).node))
+    assert len(results) == 1
+
+
+def test_symmetric_products_are_canonical():
+    # (x'*A*x)^3 as one product of nine factors, and (x'*y)^2*(y'*x): refinement alone
+    # cannot tell the copies apart; trying each in turn does.
+    x, y, A = E.var("x", V), E.var("y", V), E.var("A", M)
+    cube = [(x, (f"a{k}",)) for k in range(6)] + [(A, (f"a{k}", f"a{k + 1}")) for k in (0, 2, 4)]
+    inner = [(x, ("a",)), (y, ("a",)), (x, ("b",)), (y, ("b",)), (y, ("c",)), (x, ("c",))]
+    rng = random.Random(1)
+    for parsed in (cube, inner):
+        first = E.product(parsed, ())
+        for _ in range(20):
+            assert E.product(_shuffled(parsed, (), rng), ()) == first
