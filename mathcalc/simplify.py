@@ -13,7 +13,9 @@ one-directional rule applied bottom-up over the DAG to a fixed point:
   the two the one with the smaller key is kept, so ``exp(B*B')`` and its
   transpose are recognised as one (B*B' is symmetric);
 - ``factor_common``: Σ of products sharing a factor becomes one product of
-  the factor with a sum: ``A*x + A'*x → (A + A')*x``.
+  the factor with a sum: ``A*x + A'*x → (A + A')*x``;
+- ``cancel_inverses``: ``X*inv(X) → I`` and ``inv(X)*X → I`` on an index
+  no other factor carries.
 """
 
 from __future__ import annotations
@@ -237,4 +239,52 @@ def canonical_transposes(node: E.Node):
     return E.product(factors, tuple(range(node.rank)), coef=node.coef)
 
 
-RULES = [distribute_tensor_sums, canonical_transposes, factor_common]
+# ---------------------------------------------------------------------------
+# cancel_inverses
+
+
+def _as_inverse(f: E.Node, idx: tuple):
+    """(X, (a, b)) for a factor reading inv(X)[a, b]; inv(X')[a, b] is inv(X)[b, a]."""
+    if not isinstance(f, E.Inv):
+        return None
+    arg = f.arg
+    if _is_plain_transpose(arg):
+        return arg.factors[0][0], (idx[1], idx[0])
+    return arg, tuple(idx)
+
+
+def cancel_inverses(node: E.Node):
+    """X[a,b]·inv(X)[b,c] → δ(a,c) and inv(X)[a,b]·X[b,c] → δ(a,c), b summed in these two only."""
+    if not isinstance(node, E.Product) or len(node.factors) < 2:
+        return None
+    count: dict = {}
+    for _, idx in node.factors:
+        for i in idx:
+            count[i] = count.get(i, 0) + 1
+    rank = node.rank
+
+    def inner(i):
+        return i >= rank and count[i] == 2
+
+    for k, (f, idx) in enumerate(node.factors):
+        found = _as_inverse(f, idx)
+        if found is None:
+            continue
+        base, (r, s) = found
+        for j, (g, jdx) in enumerate(node.factors):
+            if j == k or g != base:
+                continue
+            p, q = jdx
+            if q == r and inner(q) and p != q and s != q:  # X[p,q]·inv(X)[q,s]
+                delta = (p, s)
+            elif s == p and inner(p) and q != p and r != p:  # inv(X)[r,p]·X[p,q]
+                delta = (r, q)
+            else:
+                continue
+            rest = [fi for m, fi in enumerate(node.factors) if m not in (j, k)]
+            rest.append((E.eye(base.shape[0]), delta))
+            return E.product(rest, tuple(range(rank)), coef=node.coef)
+    return None
+
+
+RULES = [distribute_tensor_sums, cancel_inverses, canonical_transposes, factor_common]

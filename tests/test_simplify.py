@@ -17,7 +17,7 @@ import pytest
 import mathcalc as mc
 from mathcalc import expr as E
 from mathcalc.diff import raw_derivative
-from mathcalc.simplify import (factor_common, simplify)
+from mathcalc.simplify import (cancel_inverses, factor_common, simplify)
 
 SIZES = {"m": 4, "n": 3, "p": 2}
 V, M = ("n",), ("n", "n")
@@ -139,6 +139,31 @@ def test_sum_of_ones_of_a_numeric_dimension_is_the_number():
     assert str(mc.parse("sum(ones(3))")) == "3"
     # A named dimension has no scalar spelling in the language: it stays a sum.
     assert str(mc.parse("sum(ones(n))")) == "sum(ones(n))"
+
+
+# ---------------------------------------------------------------------------
+# cancel_inverses
+
+
+def test_cancel_inverses_rule():
+    X = E.var("X", M)
+    y = E.var("y", V)
+    node = E.einsum("ij,jk,k->i", E.inv(X), X, y)
+    assert cancel_inverses(node) == y
+    assert cancel_inverses(E.einsum("ij,jk,k->i", X, E.inv(X), y)) == y
+    # inv(X') is inv(X) transposed: inv(X')*X' = (X*inv(X))' = I
+    assert cancel_inverses(E.einsum("ij,jk,k->i", E.inv(E.transpose(X)), E.transpose(X), y)) == y
+    # the summed index is also carried by y: X(i,j)·inv(X)(j,k)·y(j) is no identity
+    assert cancel_inverses(E.einsum("ij,jk,j->ik", X, E.inv(X), y)) is None
+
+
+def test_derivative_of_det_of_inverse():
+    assert derived("det(inv(X))", "X", X=M, invertible=("X",)) == "-det(inv(X))*inv(X)'"
+
+
+def test_inverse_times_matrix_simplifies():
+    assert simplified("inv(X)*X*y", X=M, y=V, invertible=("X",)) == "y"
+    assert simplified("y'*X*inv(X)", X=M, y=V, invertible=("X",)) == "y"  # vectors have no orientation
 
 
 # ---------------------------------------------------------------------------
