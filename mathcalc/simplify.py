@@ -15,7 +15,10 @@ one-directional rule applied bottom-up over the DAG to a fixed point:
 - ``factor_common``: Σ of products sharing a factor becomes one product of
   the factor with a sum: ``A*x + A'*x → (A + A')*x``;
 - ``cancel_inverses``: ``X*inv(X) → I`` and ``inv(X)*X → I`` on an index
-  no other factor carries.
+  no other factor carries;
+- ``exp_to_sigmoid``: ``exp(u) ./ (1 + exp(u)) → sigmoid(u)`` and
+  ``1 ./ (1 + exp(-u)) → sigmoid(u)``; ``sigmoid_complement``:
+  ``sigmoid(u) .* sigmoid(-u) → sigmoid(u) .* (1 - sigmoid(u))``.
 """
 
 from __future__ import annotations
@@ -287,4 +290,119 @@ def cancel_inverses(node: E.Node):
     return None
 
 
-RULES = [distribute_tensor_sums, cancel_inverses, canonical_transposes, factor_common]
+# ---------------------------------------------------------------------------
+# exp_to_sigmoid
+
+
+def _power_of(node: E.Node):
+    """(base, exponent) with node = base .^ exponent for a numeric exponent."""
+    if isinstance(node, E.Pow) and isinstance(node.exponent, E.Num) \
+            and node.base.rank == node.rank:
+        return node.base, node.exponent.value
+    return node, Fraction(1)
+
+
+def _one_plus_exp(node: E.Node):
+    """u for node = 1 + exp(u) (the 1 a number or a tensor of ones), else None."""
+    if not (isinstance(node, E.Sum) and len(node.terms) == 2):
+        return None
+    a, b = node.terms
+    if isinstance(a, E.Apply):
+        a, b = b, a
+    one = isinstance(a, E.Ones) or (isinstance(a, E.Num) and a.value == 1)
+    if one and isinstance(b, E.Apply) and b.fn == "exp":
+        return b.arg
+    return None
+
+
+def _negated(u: E.Node) -> bool:
+    return E.split_coef(u)[0] < 0
+
+
+def _reciprocal_one_plus_exp(f: E.Node):
+    """(u, b, base) for f = (1 + exp(u)).^-b, or f = sigmoid(-u).^b (the same), else None."""
+    base, e = _power_of(f)
+    if e < 0:
+        u = _one_plus_exp(base)
+        if u is not None:
+            return u, -e, base
+    elif isinstance(base, E.Apply) and base.fn == "sigmoid":
+        return simplify(E.neg(base.arg)), e, None
+    return None
+
+
+def exp_to_sigmoid(node: E.Node):
+    """exp(u) .* (1 + exp(u)).^-1 → sigmoid(u);  (1 + exp(-u)).^-1 → sigmoid(u).
+
+    Powers are matched too: exp(u).^a .* (1 + exp(u)).^-b keeps sigmoid(u).^min(a, b),
+    and exp(u) .* sigmoid(-u) (what the second rule leaves of the first's
+    pattern) is sigmoid(u).
+    """
+    if isinstance(node, E.Pow):
+        base, e = _power_of(node)
+        u = _one_plus_exp(base)
+        if u is not None and e < 0 and _negated(u):
+            return E.power(E.apply("sigmoid", simplify(E.neg(u))), E.num(-e))
+        return None
+    if not isinstance(node, E.Product):
+        return None
+    factors = list(node.factors)
+    out = tuple(range(node.rank))
+    exps = {}
+    for j, (g, jdx) in enumerate(factors):
+        gbase, a = _power_of(g)
+        if a > 0 and isinstance(gbase, E.Apply) and gbase.fn == "exp":
+            exps.setdefault((gbase.arg, tuple(jdx)), (j, a, gbase))
+    for k, (f, idx) in enumerate(factors):
+        if not (exps or isinstance(f, E.Pow)):
+            continue  # without an exp to pair with, only (1 + exp(-u)).^-b is rewritten
+        found = _reciprocal_one_plus_exp(f)
+        if found is None:
+            continue
+        u, b, base = found
+        hit = exps.get((u, tuple(idx)))
+        if hit is not None:
+            j, a, gbase = hit
+            m = min(a, b)
+            rest = [fi for i, fi in enumerate(factors) if i not in (j, k)]
+            rest.append((E.power(E.apply("sigmoid", u), E.num(m)), idx))
+            if a > m:
+                rest.append((E.power(gbase, E.num(a - m)), idx))
+            if b > m:
+                rest.append((E.power(E.apply("sigmoid", simplify(E.neg(u))), E.num(b - m)), idx))
+            return E.product(rest, out, coef=node.coef)
+        if base is not None and _negated(u):
+            rest = [fi for i, fi in enumerate(factors) if i != k]
+            sig = E.apply("sigmoid", simplify(E.neg(u)))
+            rest.append((E.power(sig, E.num(b)), idx))
+            return E.product(rest, out, coef=node.coef)
+    return None
+
+
+def sigmoid_complement(node: E.Node):
+    """sigmoid(u) .* sigmoid(-u) → sigmoid(u) .* (1 - sigmoid(u)), the form of σ' people write."""
+    if not isinstance(node, E.Product):
+        return None
+    sigmoids = {}
+    for k, (f, idx) in enumerate(node.factors):
+        base, e = _power_of(f)
+        if isinstance(base, E.Apply) and base.fn == "sigmoid" and e > 0:
+            sigmoids[(base.arg, tuple(idx))] = k
+    if len(sigmoids) < 2:
+        return None
+    for (v, idx), k in sigmoids.items():
+        if not _negated(v):
+            continue
+        u = simplify(E.neg(v))
+        if (u, idx) not in sigmoids:
+            continue
+        f = node.factors[k][0]
+        complement = E.add(E.ones(f.shape), E.neg(E.apply("sigmoid", u)))
+        factors = list(node.factors)
+        factors[k] = (E.power(complement, E.num(_power_of(f)[1])), idx)
+        return E.product(factors, tuple(range(node.rank)), coef=node.coef)
+    return None
+
+
+RULES = [distribute_tensor_sums, cancel_inverses, exp_to_sigmoid, sigmoid_complement,
+         canonical_transposes, factor_common]

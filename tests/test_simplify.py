@@ -17,7 +17,8 @@ import pytest
 import mathcalc as mc
 from mathcalc import expr as E
 from mathcalc.diff import raw_derivative
-from mathcalc.simplify import (cancel_inverses, factor_common, simplify)
+from mathcalc.simplify import (cancel_inverses, exp_to_sigmoid, factor_common, sigmoid_complement,
+                               simplify)
 
 SIZES = {"m": 4, "n": 3, "p": 2}
 V, M = ("n",), ("n", "n")
@@ -164,6 +165,44 @@ def test_derivative_of_det_of_inverse():
 def test_inverse_times_matrix_simplifies():
     assert simplified("inv(X)*X*y", X=M, y=V, invertible=("X",)) == "y"
     assert simplified("y'*X*inv(X)", X=M, y=V, invertible=("X",)) == "y"  # vectors have no orientation
+
+
+# ---------------------------------------------------------------------------
+# exp_to_sigmoid, sigmoid_complement
+
+
+def test_exp_to_sigmoid_rule():
+    u = E.var("u", V)
+    e = E.apply("exp", u)
+    ratio = E.hadamard(e, E.power(E.add(E.ones(V), e), E.num(-1)))
+    assert exp_to_sigmoid(ratio) == E.apply("sigmoid", u)
+    assert simplified("exp(u) ./ (1 + exp(u))", u=V) == "sigmoid(u)"
+    assert simplified("1 ./ (1 + exp(-u))", u=V) == "sigmoid(u)"
+    assert simplified("exp(u) .^ 2 ./ (1 + exp(u)) .^ 2", u=V) == "sigmoid(u) .^ 2"
+
+
+def test_logistic_regression_gradient_and_hessian():
+    text = "sum(log(1 + exp(-y .* (X*w))))"
+    shapes = dict(X=("m", "n"), w=V, y=("m",))
+    assert derived(text, "w", **shapes) == "-X'*(y .* sigmoid(-y .* (X*w)))"
+    assert derived(text, "w", order=2, **shapes) == \
+        "X'*diag(y .^ 2 .* sigmoid(-y .* (X*w)) .* (1 - sigmoid(-y .* (X*w))))*X"
+
+
+def test_sigmoid_complement_rule():
+    u = E.var("u", V)
+    node = E.hadamard(E.apply("sigmoid", u), E.apply("sigmoid", E.neg(u)))
+    assert str(mc.Expr(sigmoid_complement(node))) == "sigmoid(u) .* (1 - sigmoid(u))"
+    assert sigmoid_complement(E.apply("sigmoid", E.neg(u))) is None
+    assert simplified("sigmoid(-u) .* sigmoid(u)", u=V) == "sigmoid(u) .* (1 - sigmoid(u))"
+
+
+def test_swish_derivative_reads_in_sigmoids():
+    import sympy
+
+    s = sympy.Symbol("s")
+    mc.register_function("swish_test", s / (1 + sympy.exp(-s)))
+    assert derived("sum(swish_test(x))", "x", x=V) == "x .* sigmoid(x) .* (1 - sigmoid(x)) + sigmoid(x)"
 
 
 # ---------------------------------------------------------------------------
