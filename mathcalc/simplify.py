@@ -18,7 +18,13 @@ one-directional rule applied bottom-up over the DAG to a fixed point:
   no other factor carries;
 - ``exp_to_sigmoid``: ``exp(u) ./ (1 + exp(u)) → sigmoid(u)`` and
   ``1 ./ (1 + exp(-u)) → sigmoid(u)``; ``sigmoid_complement``:
-  ``sigmoid(u) .* sigmoid(-u) → sigmoid(u) .* (1 - sigmoid(u))``.
+  ``sigmoid(u) .* sigmoid(-u) → sigmoid(u) .* (1 - sigmoid(u))``;
+- ``distribute_if_smaller``: a product over a sum (or a sum of such
+  products) is multiplied out where that cancels something, kept only when
+  the result is strictly smaller by ``size``:
+  ``diag(s)*(t ./ s) → t``, ``y .* (1 - s) - (1 - y) .* s → y - s``;
+- ``absorb_sign``: ``-(a - b)*C → (b - a)*C`` where the sum then carries
+  fewer minus signs than the product and the sum had together.
 """
 
 from __future__ import annotations
@@ -404,5 +410,174 @@ def sigmoid_complement(node: E.Node):
     return None
 
 
+# ---------------------------------------------------------------------------
+# size: what "smaller" means for the rules that keep a form only when smaller
+
+
+_SIZES: dict = {}
+_MAX_SIZES = 200_000  # the cache is cleared past this many nodes
+
+
+def size(node: E.Node) -> int:
+    """How much there is to read: occurrences of variables and function applications.
+
+    Numbers, identities, ones and zeros cost nothing (a coefficient or a
+    ``diag`` is not what makes a formula long), and shared subexpressions
+    count once per occurrence, as they are read.
+    """
+    got = _SIZES.get(node)
+    if got is not None:
+        return got
+    if len(_SIZES) > _MAX_SIZES:
+        _SIZES.clear()
+    stack = [node]
+    while stack:
+        n = stack[-1]
+        if n in _SIZES:
+            stack.pop()
+            continue
+        todo = [c for c in n.children() if c not in _SIZES]
+        if todo:
+            stack.extend(todo)
+            continue
+        stack.pop()
+        if isinstance(n, E.Var):
+            v = 1
+        elif isinstance(n, (E.Num, E.Zero, E.Ones, E.Delta)):
+            v = 0
+        elif isinstance(n, (E.Sum, E.Product, E.Pow)):
+            v = sum(_SIZES[c] for c in n.children())
+        else:
+            v = 1 + sum(_SIZES[c] for c in n.children())
+        _SIZES[n] = v
+    return _SIZES[node]
+
+
+# ---------------------------------------------------------------------------
+# distribute_if_smaller
+
+# Multiplying out is tried only on sums of at most this many terms, and
+# kept to at most this many terms in all: it is a search for cancellation,
+# not a normal form.
+MAX_EXPANDED_SUM = 4
+MAX_EXPANDED_TERMS = 8
+
+
+def _sum_factors(node: E.Product):
+    return [k for k, (f, _) in enumerate(node.factors)
+            if isinstance(f, E.Sum) and f.rank <= 2 and len(f.terms) <= MAX_EXPANDED_SUM]
+
+
+def _bases(node: E.Node) -> set:
+    """What a factor can cancel or merge with: its base, and X for inv(X)."""
+    out = set()
+    for f in (node.children() if isinstance(node, E.Product) else (node,)):
+        base = _power_of(f)[0]
+        out.add(base)
+        if isinstance(base, E.Inv):
+            out.add(base.arg)
+    return out
+
+
+def _may_cancel(node: E.Product, k: int) -> bool:
+    """Whether a term of sum factor k meets the base of another factor (u·u⁻¹, X·inv(X), u·u)."""
+    others = set()
+    for j, (f, _) in enumerate(node.factors):
+        if j != k:
+            others |= _bases(f)
+    return any(_bases(t) & others for t in node.factors[k][0].terms)
+
+
+def _expand(node: E.Node, only=None):
+    """The terms of node with its sum factors (or factor ``only``) multiplied out.
+
+    None when that would make more than MAX_EXPANDED_TERMS terms.
+    """
+    if not isinstance(node, E.Product):
+        return [node]
+    ks = _sum_factors(node) if only is None else [only]
+    if not ks:
+        return [node]
+    n_terms = 1
+    for k in ks:
+        n_terms *= len(node.factors[k][0].terms)
+    if n_terms > MAX_EXPANDED_TERMS:
+        return None
+    partial = [[]]
+    for k, (f, idx) in enumerate(node.factors):
+        choices = [(t, idx) for t in f.terms] if k in ks else [(f, idx)]
+        partial = [p + [c] for p in partial for c in choices]
+    out = tuple(range(node.rank))
+    global _EXPANDING
+    outer, _EXPANDING = _EXPANDING, True
+    try:  # the candidate terms are simplified without multiplying out again
+        return [_rewrite(E.product(p, out, coef=node.coef)) for p in partial]
+    finally:
+        _EXPANDING = outer
+
+
+_EXPANDING = False
+
+
+def distribute_if_smaller(node: E.Node):
+    """F·(A + B) → F·A + F·B, and Σ of such, when the expanded form is strictly smaller.
+
+    A product is multiplied out over one of its sum factors at a time (the
+    best one is kept: multiplying out the others too could split a factor
+    from its reciprocal); a sum has all its terms multiplied out at once
+    (y .* (1 - s) - (1 - y) .* s cancels only as a whole).
+    """
+    if _EXPANDING:
+        return None
+    if isinstance(node, E.Product):
+        candidates = [_expand(node, only=k) for k in _sum_factors(node) if _may_cancel(node, k)]
+    elif isinstance(node, E.Sum) and len(node.terms) <= MAX_EXPANDED_SUM:
+        if not any(isinstance(t, E.Product) and _sum_factors(t) for t in node.terms):
+            return None
+        terms = []
+        for t in node.terms:
+            got = _expand(t)
+            if got is None:
+                return None
+            terms.extend(got)
+        candidates = [terms] if len(terms) <= MAX_EXPANDED_TERMS else []
+    else:
+        return None
+    best, best_size = None, size(node)
+    for terms in candidates:
+        if terms is None:
+            continue
+        expanded = E.add(*terms)
+        if size(expanded) < best_size:
+            best, best_size = expanded, size(expanded)
+    return best
+
+
+# ---------------------------------------------------------------------------
+# absorb_sign
+
+
+def _minus_signs(node: E.Sum) -> int:
+    return sum(E.split_coef(t)[0] < 0 for t in node.terms)
+
+
+def absorb_sign(node: E.Node):
+    """-c·(a - b)·R → c·(b - a)·R where that leaves fewer minus signs to read."""
+    if not isinstance(node, E.Product) or node.coef >= 0:
+        return None
+    for k, (f, idx) in enumerate(node.factors):
+        if not isinstance(f, E.Sum):
+            continue
+        k_neg = _minus_signs(f)
+        if len(f.terms) - k_neg >= 1 + k_neg:
+            continue
+        flipped = E.add(*[E.neg(t) for t in f.terms])
+        factors = list(node.factors)
+        factors[k] = (flipped, idx)
+        return E.product(factors, tuple(range(node.rank)), coef=-node.coef)
+    return None
+
+
 RULES = [distribute_tensor_sums, cancel_inverses, exp_to_sigmoid, sigmoid_complement,
-         canonical_transposes, factor_common]
+         canonical_transposes,
+         distribute_if_smaller, absorb_sign, factor_common]

@@ -17,8 +17,8 @@ import pytest
 import mathcalc as mc
 from mathcalc import expr as E
 from mathcalc.diff import raw_derivative
-from mathcalc.simplify import (cancel_inverses, exp_to_sigmoid, factor_common, sigmoid_complement,
-                               simplify)
+from mathcalc.simplify import (absorb_sign, cancel_inverses, distribute_if_smaller,
+                               exp_to_sigmoid, factor_common, sigmoid_complement, simplify, size)
 
 SIZES = {"m": 4, "n": 3, "p": 2}
 V, M = ("n",), ("n", "n")
@@ -165,6 +165,42 @@ def test_derivative_of_det_of_inverse():
 def test_inverse_times_matrix_simplifies():
     assert simplified("inv(X)*X*y", X=M, y=V, invertible=("X",)) == "y"
     assert simplified("y'*X*inv(X)", X=M, y=V, invertible=("X",)) == "y"  # vectors have no orientation
+
+
+# ---------------------------------------------------------------------------
+# distribute_if_smaller, absorb_sign
+
+
+def test_softmax_cross_entropy_gradient():
+    shapes = dict(W=("m", "n"), x=("n",), b=("m",), t=("m",))
+    assert derived("-t'*log(softmax(W*x + b))", "W", **shapes) == "(sum(t)*softmax(W*x + b) - t)*x'"
+
+
+def test_binary_cross_entropy_gradient_and_hessian():
+    text = "-(y'*log(sigmoid(X*w)) + (1 - y)'*log(1 - sigmoid(X*w)))"
+    shapes = dict(X=("m", "n"), w=V, y=("m",))
+    assert derived(text, "w", **shapes) == "X'*(sigmoid(X*w) - y)"
+    assert derived(text, "w", order=2, **shapes) == "X'*diag(sigmoid(X*w) .* (1 - sigmoid(X*w)))*X"
+
+
+def test_distribution_is_kept_only_when_smaller():
+    A, x = E.var("A", M), E.var("x", V)
+    factored = E.einsum("ij,j->i", E.add(A, E.transpose(A)), x)
+    assert distribute_if_smaller(factored) is None  # (A + A')*x is smaller than A*x + A'*x
+    assert simplified("y .* (1 - s)", y=V, s=V) == "y .* (1 - s)"
+    assert simplified("y .* (1 - s) - (1 - y) .* s", y=V, s=V) == "y - s"
+    assert simplified("(-(1 - y) - y) .* s", y=V, s=V) == "-s"
+
+
+def test_size_counts_variables_and_functions_not_numbers():
+    f = mc.parse("2*x + exp(x) .* ones(n)", x=V)
+    assert size(f.node) == 3
+
+
+def test_absorb_sign():
+    assert simplified("-X'*(y - s)", X=("m", "n"), y=("m",), s=("m",)) == "X'*(s - y)"
+    node = mc.parse("-X'*(y + s)", X=("m", "n"), y=("m",), s=("m",)).node
+    assert absorb_sign(node) is None  # -(y + s): flipping would add a sign, not remove one
 
 
 # ---------------------------------------------------------------------------
