@@ -13,7 +13,9 @@ one-directional rule applied bottom-up over the DAG to a fixed point:
   the two the one with the smaller key is kept, so ``exp(B*B')`` and its
   transpose are recognised as one (B*B' is symmetric);
 - ``factor_common``: Σ of products sharing a factor becomes one product of
-  the factor with a sum: ``A*x + A'*x → (A + A')*x``;
+  the factor with a sum: ``A*x + A'*x → (A + A')*x``; a matrix factor met
+  on an output axis in one term and on a summed one in the other is read
+  through an identity (``W = I*W``), so ``diag(s)*W - s*s'*W → (diag(s) - s*s')*W``;
 - ``cancel_inverses``: ``X*inv(X) → I`` and ``inv(X)*X → I`` on an index
   no other factor carries;
 - ``exp_to_sigmoid``: ``exp(u) ./ (1 + exp(u)) → sigmoid(u)`` and
@@ -132,53 +134,102 @@ MAX_FACTORS = 24
 
 
 def factor_common(node: E.Node):
-    """Σ c₁·F·R₁ + c₂·F·R₂ → F·(c₁R₁ + c₂R₂) for a factor F shared by two terms."""
+    """Σ c₁·F·R₁ + c₂·F·R₂ → F·(c₁R₁ + c₂R₂) for a factor F shared by two terms.
+
+    F is matched on the same indices first; failing that, a matrix F read on
+    an output axis in one term and a summed axis in the other is matched
+    through an identity, F(i,k) = Σ_j δ(i,j)·F(j,k), which joins R₁'s sum:
+    ``diag(s)*W - s*s'*W → (diag(s) - s*s')*W``.
+    """
     if not isinstance(node, E.Sum) or len(node.terms) > MAX_FACTORED_TERMS:
         return None
     terms = list(node.terms)
-    for i in range(len(terms)):
-        for j in range(i + 1, len(terms)):
-            merged = _factor_pair(terms[i], terms[j])
-            if merged is not None:
-                rest = [t for k, t in enumerate(terms) if k not in (i, j)]
-                return E.add(merged, *rest)
+    for through_identity in (False, True):
+        for i in range(len(terms)):
+            for j in range(i + 1, len(terms)):
+                merged = _factor_pair(terms[i], terms[j], through_identity)
+                if merged is not None:
+                    rest = [t for k, t in enumerate(terms) if k not in (i, j)]
+                    return E.add(merged, *rest)
     return None
 
 
-def _factor_pair(a: E.Node, b: E.Node):
+def _align(la, lb, rank, f, next_label):
+    """Labels for F in both terms with output axes met by summed ones replaced by fresh summed
+    labels, and the δ factors each term then needs; None where two output axes differ."""
+    la, lb = list(la), list(lb)
+    extra_a, extra_b = [], []
+    for p, (x, y) in enumerate(zip(la, lb)):
+        if x < rank and y < rank:
+            if x != y:
+                return None
+        elif x < rank:
+            z = next_label()
+            extra_a.append((E.eye(f.shape[p]), (x, z)))
+            la[p] = z
+        elif y < rank:
+            z = next_label()
+            extra_b.append((E.eye(f.shape[p]), (y, z)))
+            lb[p] = z
+    return tuple(la), tuple(lb), extra_a, extra_b
+
+
+def _factor_pair(a: E.Node, b: E.Node, through_identity: bool = False):
     ca, fa, da, rank = _as_terms(a)
     cb, fb, db, _ = _as_terms(b)
     if len(fa) > MAX_FACTORS or len(fb) > MAX_FACTORS:
         return None
-    if len(fa) + len(fb) <= 2:
+    if len(fa) + len(fb) <= 2 and not through_identity:
         return None  # nothing to gain: x + y stays as it is
+    if through_identity and (len(fa) < 2 or len(fb) < 2):
+        return None  # F - G*F stays: (I - G)*F reads no easier
     # Give b's summed indices numbers disjoint from a's.
     shift = _fresh_rename(fb, rank, set(range(len(da))), len(da))
     fb = [(f, tuple(shift.get(i, i) for i in idx)) for f, idx in fb]
+    counter = [len(da) + len(db)]
+
+    def next_label():
+        counter[0] += 1
+        return counter[0]
+
     for ka, (f1, la) in enumerate(fa):
         if f1.rank == 0 and isinstance(f1, E.Num):
+            continue
+        if through_identity and (f1.rank != 2 or isinstance(f1, E.Delta)):
             continue
         for kb, (f2, lb) in enumerate(fb):
             if f1 != f2:
                 continue
-            rename = _match(la, lb, rank)
-            if rename is None:
-                continue
-            keep = tuple(dict.fromkeys(i for i in la if i >= rank))
-            if len(fa) == 1 and len(fb) == 1:
-                continue
-            labels_a, ra = _remainder(ca, fa, rank, ka, keep, {})
-            labels_b, rb = _remainder(cb, fb, rank, kb, keep, rename)
-            if labels_a != labels_b:
-                continue  # one side would need a broadcast: no simpler
-            if len(labels_a) > 2:
-                continue  # the sum would be a tensor with no matrix form
-            out = tuple(range(rank))
-            carried = set(labels_a) | set(la)
-            if not set(out) <= carried:
-                continue
-            return E.product([(_rewrite(E.add(ra, rb)), labels_a), (f1, la)], out)
+            la_k, lb_k, fa_k, fb_k = la, lb, fa, fb
+            if through_identity:
+                aligned = _align(la, lb, rank, f1, next_label)
+                if aligned is None or aligned[:2] == (la, lb):
+                    continue  # the plain pass has tried these indices
+                la_k, lb_k, extra_a, extra_b = aligned
+                fa_k = [(f, la_k if k == ka else idx) for k, (f, idx) in enumerate(fa)] + extra_a
+                fb_k = [(f, lb_k if k == kb else idx) for k, (f, idx) in enumerate(fb)] + extra_b
+            merged = _factor_out(f1, la_k, lb_k, ka, kb, ca, cb, fa_k, fb_k, rank)
+            if merged is not None:
+                return merged
     return None
+
+
+def _factor_out(f1, la, lb, ka, kb, ca, cb, fa, fb, rank):
+    """F·(c₁R₁ + c₂R₂) for F = fa[ka] = fb[kb] read at la and lb, or None."""
+    rename = _match(la, lb, rank)
+    if rename is None or (len(fa) == 1 and len(fb) == 1):
+        return None
+    keep = tuple(dict.fromkeys(i for i in la if i >= rank))
+    labels_a, ra = _remainder(ca, fa, rank, ka, keep, {})
+    labels_b, rb = _remainder(cb, fb, rank, kb, keep, rename)
+    if labels_a != labels_b:
+        return None  # one side would need a broadcast: no simpler
+    if len(labels_a) > 2:
+        return None  # the sum would be a tensor with no matrix form
+    out = tuple(range(rank))
+    if not set(out) <= set(labels_a) | set(la):
+        return None
+    return E.product([(_rewrite(E.add(ra, rb)), labels_a), (f1, la)], out)
 
 
 # distribute_tensor_sums stops short of this many terms: a residual chain

@@ -242,6 +242,34 @@ def test_swish_derivative_reads_in_sigmoids():
 
 
 # ---------------------------------------------------------------------------
+# factor_common through an identity
+
+
+def test_factor_common_through_identity():
+    W, s = E.var("W", ("m", "n")), E.var("s", ("m",))
+    left = E.einsum("ij,jk->ik", E.diag_matrix(s), W)
+    right = E.einsum("i,j,jk->ik", s, s, W)
+    merged = factor_common(E.sub(left, right))
+    assert str(mc.Expr(merged)) == "(diag(s) - s*s')*W"
+
+
+def test_softmax_jacobian_collects_the_matrix():
+    assert derived("softmax(W*x)", "x", W=("m", "n"), x=V) == \
+        "(diag(softmax(W*x)) - softmax(W*x)*softmax(W*x)')*W"
+
+
+def test_logsumexp_hessian_collects_both_sides():
+    assert derived("logsumexp(A*x)", "x", order=2, A=("m", "n"), x=V) == \
+        "A'*(diag(softmax(A*x)) - softmax(A*x)*softmax(A*x)')*A"
+
+
+def test_identity_is_not_factored_out_of_a_bare_factor():
+    # inv(X)' - (inv(X)*S*inv(X))' stays; (I - S*inv(X))'*inv(X)' reads no easier
+    assert derived("logdet(X) + tr(S*inv(X))", "X", X=M, S=M, invertible=("X",)) == \
+        "inv(X)' - (inv(X)*S*inv(X))'"
+
+
+# ---------------------------------------------------------------------------
 # The issue's examples keep their forms
 
 
