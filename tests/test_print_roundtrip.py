@@ -226,6 +226,9 @@ WHITEBOARD = [
     ("hessian", "x'*x*x'*x", "x", {}, "4*(x'*x)*eye(n) + 8*x*x'"),
     ("diff", "(a'*x)/(b'*x)", "x", dict(a=("n",), b=("n",), x=("n",)),
      "a/(b'*x) - (a'*x)*b/(b'*x)^2"),
+    # a gradient is a column vector
+    ("diff", "y'*B*A*x", "x", {}, "A'*B'*y"),
+    ("diff", "y'*A*B*C*x", "x", {}, "(A*B*C)'*y"),
 ]
 
 
@@ -238,3 +241,12 @@ def test_whiteboard_forms_of_derivatives(fn, text, wrt, shapes, expected):
     back = mc.parse(str(g), **g.variables)
     assert back.shape == g.shape
     assert mc.equivalent(back, g)
+
+
+def test_a_printed_gradient_is_a_column_that_composes():
+    """x'*(g) parses for a gradient g (it did not while g printed as the row y'*B*A)."""
+    mc = pytest.importorskip("mathcalc")
+    g = mc.diff("y'*B*A*x", "x")
+    inner = mc.parse(f"x'*({g})", **g.variables)
+    assert inner.shape == ()
+    assert mc.equivalent(inner, mc.parse("y'*B*A*x", **g.variables))

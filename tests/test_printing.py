@@ -58,9 +58,11 @@ PATTERNS = [
     (lambda: E.eye(n), "eye(n)"),
     (lambda: E.scale(2, E.eye(n)), "2*eye(n)"),
     (lambda: E.hadamard(x, E.power(y, E.num(-1))), "x ./ y"),
-    # a top-level vector prints as a row where that is shorter
+    # a top-level vector prints as a column, even where a row would be shorter
     (lambda: E.einsum("i,ij->j", x, A), "A'*x"),
-    (lambda: E.einsum("i,ij,jk->k", x, A, B), "x'*A*B"),
+    (lambda: E.einsum("i,ij,jk->k", x, A, B), "B'*A'*x"),
+    (lambda: E.einsum("i,ij,jk,kl->l", x, A, B, C), "(A*B*C)'*x"),
+    (lambda: E.scale(-2, E.einsum("i,ij,jk->k", x, A, B)), "-2*B'*A'*x"),
 ]
 
 DERIVATIVES = [

@@ -32,7 +32,7 @@ _EXHAUSTIVE_LIMIT = 6  # pieces; longer products are combined greedily
 
 
 def recognise(node: E.Node) -> M.Ast:
-    """The matrix-notation AST of ``node``; a top-level vector may come out as a row."""
+    """The matrix-notation AST of ``node``; vectors are column vectors."""
     recogniser = _Recogniser()
     # Children first, so that no rule recurses deeply (results of deep networks).
     for part in E.walk(node)[:-1]:
@@ -275,12 +275,10 @@ class _Recogniser:
     # -- entry points --------------------------------------------------------
 
     def top(self, node: E.Node) -> M.Ast:
-        """The form of a whole result: a vector possibly as a row (``x'*A``) where
-        that is shorter; index notation where any part has no matrix form."""
+        """The form of a whole result: a vector as a column (a gradient is one:
+        ``A'*B'*y``, never the row ``y'*B*A``, which would not parse back where
+        a column is needed); index notation where any part has no matrix form."""
         try:
-            if isinstance(node, E.Product) and node.rank <= 2:
-                _check_type(node)
-                return self._product(node, top=True)
             return self.matrix(node)
         except _NoMatrixForm:
             return self.indexed_top(node)
@@ -390,9 +388,9 @@ class _Recogniser:
     # -- products ------------------------------------------------------------
 
     def _product_rule(self, node: E.Product) -> M.Ast:
-        return self._product(node, top=False)
+        return self._product(node)
 
-    def _product(self, node: E.Product, top: bool) -> M.Ast:
+    def _product(self, node: E.Product) -> M.Ast:
         if node.rank > 2 or any(f.rank > 2 for f, _ in node.factors):
             raise _NoMatrixForm()
         scalar_nodes = [f for f, _ in node.factors if f.rank == 0]
@@ -402,14 +400,7 @@ class _Recogniser:
             raise _NoMatrixForm()
         extra, main = solved
         scalars, divisors = self._split_scalars(scalar_nodes)
-        column = scaled(node.coef, scalars + list(extra), main, divisors)
-        if top and main is not None and main.kind == M.COLUMN:
-            row = transpose(main)
-            if not isinstance(row, M.Transpose):  # x'*A, never (A'*x)'
-                row_form = scaled(node.coef, scalars + list(extra), row, divisors)
-                if cost(row_form)[:2] < cost(column)[:2]:
-                    return row_form
-        return column
+        return scaled(node.coef, scalars + list(extra), main, divisors)
 
     def _piece(self, node: E.Node) -> M.Ast:
         """A non-scalar factor of a product, as a column vector or a matrix."""
