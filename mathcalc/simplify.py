@@ -530,13 +530,16 @@ def _bases(node: E.Node) -> set:
     return out
 
 
-def _may_cancel(node: E.Product, k: int) -> bool:
-    """Whether a term of sum factor k meets the base of another factor (u·u⁻¹, X·inv(X), u·u)."""
-    others = set()
+def _may_cancel(node: E.Product, ks: list) -> list:
+    """The sum factors k in ks with a term that meets the base of another factor
+    (u·u⁻¹, X·inv(X), u·u): the only ones multiplying out can make smaller."""
+    owners: dict = {}
     for j, (f, _) in enumerate(node.factors):
-        if j != k:
-            others |= _bases(f)
-    return any(_bases(t) & others for t in node.factors[k][0].terms)
+        for base in _bases(f):
+            owners.setdefault(base, set()).add(j)
+    return [k for k in ks
+            if any(owners.get(base, set()) - {k}
+                   for t in node.factors[k][0].terms for base in _bases(t))]
 
 
 def _expand(node: E.Node, only=None):
@@ -581,7 +584,10 @@ def distribute_if_smaller(node: E.Node):
     if _EXPANDING:
         return None
     if isinstance(node, E.Product):
-        candidates = [_expand(node, only=k) for k in _sum_factors(node) if _may_cancel(node, k)]
+        ks = _sum_factors(node)
+        if not ks:
+            return None
+        candidates = [_expand(node, only=k) for k in _may_cancel(node, ks)]
     elif isinstance(node, E.Sum) and len(node.terms) <= MAX_EXPANDED_SUM:
         if not any(isinstance(t, E.Product) and _sum_factors(t) for t in node.terms):
             return None
