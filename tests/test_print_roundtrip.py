@@ -229,7 +229,33 @@ WHITEBOARD = [
     # a gradient is a column vector
     ("diff", "y'*B*A*x", "x", {}, "A'*B'*y"),
     ("diff", "y'*A*B*C*x", "x", {}, "(A*B*C)'*y"),
+    ("hessian", "logdet(S) + (x - m)'*inv(S)*(x - m)", "m", dict(m=("n",)), "inv(S) + inv(S)'"),
 ]
+
+# Signs (the exact form depends on the simplifier's choice of x - m or m - x):
+# no double negation, no bracketed sum that starts with a minus, fewer
+# transposes first in a sum.
+SIGNS = [
+    ("hessian", "logdet(S) + (x - m)'*inv(S)*(x - m)", "m", dict(m=("n",)),
+     ("inv(S) + inv(S)'",)),
+    ("diff", "logdet(S) + (x - m)'*inv(S)*(x - m)", "m", dict(m=("n",)),
+     ("-(inv(S) + inv(S)')*(x - m)", "(inv(S) + inv(S)')*(m - x)")),
+    ("diff", "(x - A*s)'*W*(x - A*s)", "s", dict(x=("n",), A=("n", "k"), s=("k",), W=("n", "n")),
+     ("-A'*(W + W')*(x - A*s)", "A'*(W + W')*(A*s - x)")),
+    ("diff", "-(x - m)'*(x - m)/2", "m", dict(m=("n",)), ("x - m",)),
+    ("hessian", "-(x - m)'*A*(x - m)", "m", dict(m=("n",)), ("-A - A'", "-(A + A')")),
+]
+
+
+@pytest.mark.parametrize("fn, text, wrt, shapes, forms", SIGNS,
+                         ids=[f"{fn} {text} by {wrt}" for fn, text, wrt, _, _ in SIGNS])
+def test_signs_of_derivatives(fn, text, wrt, shapes, forms):
+    mc = pytest.importorskip("mathcalc")
+    g = getattr(mc, fn)(text, wrt, **shapes)
+    printed = str(g)
+    assert printed in forms
+    assert "(-" not in printed and "--" not in printed.replace(" ", "")
+    assert mc.equivalent(mc.parse(printed, **g.variables), g)
 
 
 @pytest.mark.parametrize("fn, text, wrt, shapes, expected", WHITEBOARD,

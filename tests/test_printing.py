@@ -94,10 +94,28 @@ DERIVATIVES = [
     (lambda: E.sub(E.divide(y, E.einsum("i,i->", z, x)),
                    E.einsum("i,i,j,->j", y, x, z, E.power(E.einsum("i,i->", z, x), E.num(-2)))),
      "y/(x'*z) - (x'*y)*z/(x'*z)^2"),
+    # signs: a sum of negative terms gives its sign to the product; -(-a - b) is a + b
+    (lambda: E.product([(_negative_sum(A), (0, 1))], (0, 1), coef=-1), "A + A'"),
+    (lambda: E.einsum("ij,j->i", _negative_sum(A), E.sub(x, y)), "-(A + A')*(x - y)"),
+    (lambda: E.einsum("ji,jk,k->i", A, _negative_sum(B), E.sub(x, mv(C, z))),
+     "-A'*(B + B')*(x - C*z)"),
+    # a transposed sum keeps fewer transposes first: (W' + W)' is W + W'
+    (lambda: E.einsum("i,ij,jk->k", E.sub(mv(C, z), x), E.add(E.transpose(B), B), A),
+     "A'*(B + B')*(C*z - x)"),
+    (lambda: E.einsum("ij,j->i", E.add(E.neg(B), E.neg(E.transpose(B)), A), x), "(A - B - B')*x"),
+    (lambda: E.einsum(",i->i", E.sub(E.neg(a), c), x), "-(a + c)*x"),
+    (lambda: E.divide(x, E.sub(E.neg(a), c)), "-x/(a + c)"),
+    (lambda: E.neg(E.sub(x, y)), "y - x"),
+    (lambda: _negative_sum(A), "-A - A'"),
     # three or more factors over one summed index stay a sum of a Hadamard product
     (lambda: E.einsum("i,i,i->", x, y, z), "sum(x .* y .* z)"),
     (lambda: E.einsum("ij,ij->", A, B), "sum(A .* B)"),
 ]
+
+
+def _negative_sum(M_):
+    """-M - M', as the engine builds the Hessian of a quadratic form with a minus."""
+    return E.add(E.neg(M_), E.neg(E.transpose(M_)))
 
 
 def _logistic_hessian():

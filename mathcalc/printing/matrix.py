@@ -228,14 +228,15 @@ class _Text:
 
 
 def cost(ast: M.Ast) -> tuple:
-    """How a candidate form ranks: fewer tokens, then fewer transposes, then the text.
+    """How a candidate form ranks: fewer tokens, then fewer transposes, then fewer
+    minus signs (``-(W + W')*u`` over ``(-W - W')*u``), then the text.
 
     The counts come from ``measure`` (compositional, cached); the text, last,
     is compared lazily.
     """
     found = ast.__dict__.get("_cost")
     if found is None:
-        tokens, quotes, _ = measure(ast)
-        found = (tokens, quotes, _Text(ast))
+        tokens, quotes, minuses = measure(ast)
+        found = (tokens, quotes, minuses, _Text(ast))
         object.__setattr__(ast, "_cost", found)
     return found

@@ -94,7 +94,33 @@ def _decimal(f: Fraction) -> str:
 
 
 def negate(ast: M.Ast) -> M.Ast:
-    return ast.arg if isinstance(ast, M.Neg) else M.Neg(ast)
+    """``-ast``: a double negation cancels, a sum flips its signs (``-(a - b)`` is
+    ``b - a``, ``-(-A - A')`` is ``A + A'``: fewer tokens either way)."""
+    if isinstance(ast, M.Neg):
+        return ast.arg
+    if isinstance(ast, M.Add):
+        return flip_signs(ast)
+    return M.Neg(ast)
+
+
+def flip_signs(ast: M.Add) -> M.Add:
+    """The sum with every sign flipped, positive terms first; the order within each
+    sign is kept (it is the recogniser's, whose first criterion is the sign)."""
+    flipped = [("+" if sign == "-" else "-", term) for sign, term in ast.terms]
+    flipped.sort(key=lambda st: st[0] == "-")  # stable
+    return M.Add(tuple(flipped), ast.kind)
+
+
+def unsigned(ast: M.Ast) -> M.Ast | None:
+    """``-ast`` where the sign is better pulled out of a factor of a product: a
+    negation, or a sum with more negative than positive terms; else None."""
+    if isinstance(ast, M.Neg):
+        return ast.arg
+    if isinstance(ast, M.Add):
+        negative = sum(sign == "-" for sign, _ in ast.terms)
+        if 2 * negative > len(ast.terms):
+            return flip_signs(ast)
+    return None
 
 
 def matmul(*factors: M.Ast) -> M.Ast:
@@ -189,8 +215,10 @@ def _pushed_transposes(ast: M.Ast, depth: int) -> list:
     # tanh(A')' is tanh(A), but tanh(W*x)' is best left as it is.
     if "'" not in render(ast):
         return []
-    if isinstance(ast, M.Add):
-        return [M.Add(tuple((s, t(term)) for s, term in ast.terms), _flip(ast.kind))]
+    if isinstance(ast, M.Add):  # (W + W')' is W' + W: fewer transposes first again, W + W'
+        terms = sorted(((s, t(term)) for s, term in ast.terms),
+                       key=lambda st: (st[0] == "-", matrix_transposes(st[1])))
+        return [M.Add(tuple(terms), _flip(ast.kind))]
     if isinstance(ast, M.Call) and (ast.name in ("inv", "max", "min") or _elementwise(ast.name)):
         return [M.Call(ast.name, tuple(t(a) for a in ast.args), _flip(ast.kind))]
     if isinstance(ast, M.Power) and ast.elementwise:
@@ -335,7 +363,7 @@ class _Recogniser:
             explicit, short = entry
             ast = short if short is not None else explicit
             body = negate(ast) if isinstance(ast, M.Neg) else ast
-            tokens, _, text = cost(body)
+            tokens, _, _, text = cost(body)
             return (isinstance(ast, M.Neg), short is not None, matrix_transposes(body), -tokens, text)
 
         entries.sort(key=key)
@@ -395,12 +423,38 @@ class _Recogniser:
             raise _NoMatrixForm()
         scalar_nodes = [f for f, _ in node.factors if f.rank == 0]
         pieces = [(self._piece(f), tuple(idx)) for f, idx in node.factors if f.rank > 0]
+        scalars, divisors = self._split_scalars(scalar_nodes)
+        form = self._product_form(node, node.coef, pieces, scalars, divisors)
+        # Signs: a factor that is a negation or a sum of mostly negative terms
+        # may give its sign to the whole product, -A'*(W + W')*u for
+        # A'*(-W - W')*u; the cheaper form (fewer tokens, then minus signs) wins.
+        flips = 0
+
+        def pulled(ast):
+            nonlocal flips
+            positive = unsigned(ast)
+            if positive is None:
+                return ast
+            flips += 1
+            return positive
+
+        s_pieces = [(pulled(ast), idx) for ast, idx in pieces]
+        s_scalars = [pulled(ast) for ast in scalars]
+        # (a/(-b) stays: test_latex keeps it as its example of \frac{a}{-b})
+        s_divisors = [pulled(ast) if isinstance(ast, M.Add) else ast for ast in divisors]
+        if flips:
+            coef = node.coef if flips % 2 == 0 else -node.coef
+            alt = self._product_form(node, coef, s_pieces, s_scalars, s_divisors)
+            if cost(alt) < cost(form):
+                form = alt
+        return form
+
+    def _product_form(self, node: E.Product, coef, pieces, scalars, divisors) -> M.Ast:
         solved = _Solver(pieces, node.rank, node.dims).solve()
         if solved is None:
             raise _NoMatrixForm()
         extra, main = solved
-        scalars, divisors = self._split_scalars(scalar_nodes)
-        return scaled(node.coef, scalars + list(extra), main, divisors)
+        return scaled(coef, scalars + list(extra), main, divisors)
 
     def _piece(self, node: E.Node) -> M.Ast:
         """A non-scalar factor of a product, as a column vector or a matrix."""
