@@ -276,3 +276,13 @@ def test_a_printed_gradient_is_a_column_that_composes():
     inner = mc.parse(f"x'*({g})", **g.variables)
     assert inner.shape == ()
     assert mc.equivalent(inner, mc.parse("y'*B*A*x", **g.variables))
+
+
+@pytest.mark.parametrize("text, wrt, shapes, expected", [
+    ("W*k", "W", dict(k=("n",)), "δ(i,j)*k(l)"),
+    ("δ*W*x", "W", dict(δ=()), "I(i,j)*δ*x(k)"),
+    ("W*x", "W", {}, "δ(i,j)*x(k)"),
+])
+def test_index_notation_of_derivatives_names_no_index_like_a_variable(text, wrt, shapes, expected):
+    mc = pytest.importorskip("mathcalc")
+    assert str(mc.diff(text, wrt, **shapes)) == expected

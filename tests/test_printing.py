@@ -209,6 +209,31 @@ def test_index_notation_sums_and_summed_indices():
     assert to_str(E.apply("tanh", T)) == "tanh(δ(i,j)*x(k))"
 
 
+def test_index_names_skip_variable_names():
+    # d(W*k)/dW: the third axis is l, not k (the variable): δ(i,j)*k(l)
+    k = E.var("k", (n,))
+    g = E.product([(E.eye(m), (0, 1)), (k, (2,))], (0, 1, 2))
+    assert to_str(g) == "δ(i,j)*k(l)"
+    assert to_latex(g) == r"\delta_{ij} k_{l}"
+    # d(i*j')/di: with i among the names to avoid (it dropped out), axes k, l, p
+    j = E.var("j", (n,))
+    h = E.product([(E.eye(m), (0, 2)), (j, (1,))], (0, 1, 2))
+    assert to_str(h) == "δ(i,l)*j(k)"
+    assert to_str(h, avoid=("i", "j")) == "δ(k,p)*j(l)"
+    # a summed index skips them too: l is a variable, the summed index is p
+    l_ = E.var("l", (n,))
+    S = E.product([(A, (0, 3)), (B, (3, 1)), (l_, (2,))], (0, 1, 2))
+    assert to_str(S) == "A(i,p)*B(p,j)*l(k)"
+    # no clash: the documented default names
+    assert to_str(E.product([(E.eye(m), (0, 1)), (x, (2,))], (0, 1, 2))) == "δ(i,j)*x(k)"
+
+
+def test_identity_is_I_where_a_variable_is_named_delta():
+    d = E.var("δ")
+    g = E.product([(d, ()), (E.eye(m), (0, 1)), (x, (2,))], (0, 1, 2))
+    assert to_str(g) == "I(i,j)*δ*x(k)"
+
+
 def test_order_three_transposed_factor_is_indexed_in_place():
     g = E.product([(A, (1, 0)), (x, (2,))], (0, 1, 2))
     assert to_str(g) == "A(j,i)*x(k)"

@@ -10,11 +10,17 @@ matrix operations spells) print in index notation:
 
 - the result's axes are named ``i, j, k, l, p, q, ...`` in order; every other
   index in a term is summed over (Einstein convention, also when it occurs
-  only once, which is a sum over that axis);
+  only once, which is a sum over that axis), named on from there
+  (``..., u, v, w, a, ..., h``, then ``i1, j1, ...``);
+- an index is never named like a variable of the result (nor a name passed
+  as ``to_str(node, avoid=...)``): such a name is skipped and the next one in
+  the order above taken (the derivative of ``W*k`` by ``W`` is
+  ``δ(i,j)*k(l)``; with a variable ``i``, the axes are ``j, k, l``);
 - an entry of a tensor is written with parentheses: ``W(i,j)``, ``x(k)``;
   a subexpression with a matrix form is printed in matrix form and then
   indexed: ``(W*x + b)(i)``, ``tanh(u)(i)``;
-- ``δ(i,k)`` is the identity (1 where i = k, else 0);
+- ``δ(i,k)`` is the identity (1 where i = k, else 0), written ``I(i,k)`` where
+  a variable is named ``δ`` (``I`` is reserved: never a variable);
 - products of entries are written with ``*``, sums with ``+``/``-``, and
   element-wise functions apply to the indexed entry: ``step((W*x + b)(i))``.
 
@@ -29,11 +35,12 @@ import re
 from . import mast as M
 
 
-def to_str(node) -> str:
-    """The matrix-notation text of an expression node."""
+def to_str(node, avoid=()) -> str:
+    """The matrix-notation text of an expression node; index notation names no
+    index like a variable of ``node`` or a name in ``avoid``."""
     from .recognise import recognise  # recognise ranks candidate forms by cost()
 
-    ast = recognise(node)
+    ast = recognise(node, avoid)
     for part in M.postorder(ast):  # bottom-up: deep results never recurse deeply
         render(part)
     return render(ast)

@@ -31,9 +31,14 @@ _INDEX_NAMES = "ijklpqrstuvwabcdefgh"
 _EXHAUSTIVE_LIMIT = 6  # pieces; longer products are combined greedily
 
 
-def recognise(node: E.Node) -> M.Ast:
-    """The matrix-notation AST of ``node``; vectors are column vectors."""
+def recognise(node: E.Node, avoid=()) -> M.Ast:
+    """The matrix-notation AST of ``node``; vectors are column vectors.
+
+    Index notation never names an index like a variable of ``node`` or a name
+    in ``avoid`` (e.g. the variables an ``Expr`` keeps that dropped out of it).
+    """
     recogniser = _Recogniser()
+    recogniser.avoid = frozenset(avoid)
     # Children first, so that no rule recurses deeply (results of deep networks).
     for part in E.walk(node)[:-1]:
         if part.rank <= 2:
@@ -299,6 +304,8 @@ class _Recogniser:
     def __init__(self):
         self._cache: dict = {}
         self._next_index = 0
+        self._reserved: frozenset = frozenset()  # variable names: never index names
+        self.avoid: frozenset = frozenset()  # more names index names must not take
 
     # -- entry points --------------------------------------------------------
 
@@ -484,13 +491,20 @@ class _Recogniser:
     # -- index notation -----------------------------------------------------
 
     def _fresh_index(self) -> str:
-        k = self._next_index
-        self._next_index += 1
-        letter = _INDEX_NAMES[k % len(_INDEX_NAMES)]
-        return letter if k < len(_INDEX_NAMES) else f"{letter}{k // len(_INDEX_NAMES)}"
+        """The next index name: i, j, k, l, p, q, ..., then i1, j1, ...; a name that
+        is a variable of the result is skipped (``W*k`` by W: ``δ(i,j)*k(l)``)."""
+        while True:
+            k = self._next_index
+            self._next_index += 1
+            letter = _INDEX_NAMES[k % len(_INDEX_NAMES)]
+            name = letter if k < len(_INDEX_NAMES) else f"{letter}{k // len(_INDEX_NAMES)}"
+            if name not in self._reserved:
+                return name
 
     def indexed_top(self, node: E.Node) -> M.Ast:
-        """Index notation for a whole result: axes named i, j, k, ... in order."""
+        """Index notation for a whole result: axes named i, j, k, ... in order,
+        skipping the names of the result's variables."""
+        self._reserved = self.avoid | {n.name for n in E.walk(node) if isinstance(n, E.Var)}
         saved = self._next_index
         self._next_index = 0
         names = tuple(self._fresh_index() for _ in range(node.rank))
@@ -533,8 +547,9 @@ class _Recogniser:
         """One factor of an index-notation product: ``x(k)``, ``δ(i,j)``, ``(W*x + b)(i)``."""
         if node.rank == 0:
             return self.matrix(node)
-        if isinstance(node, E.Delta):
-            return M.Indexed(M.Leaf("δ", M.SCALAR, "delta"), names)
+        if isinstance(node, E.Delta):  # I(i,j) where a variable is named δ
+            text = "I" if "δ" in self._reserved else "δ"
+            return M.Indexed(M.Leaf(text, M.SCALAR, "delta"), names)
         if node.rank > 2:
             return self.indexed(node, names)
         try:
