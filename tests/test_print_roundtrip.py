@@ -230,6 +230,11 @@ WHITEBOARD = [
     ("diff", "y'*B*A*x", "x", {}, "A'*B'*y"),
     ("diff", "y'*A*B*C*x", "x", {}, "(A*B*C)'*y"),
     ("hessian", "logdet(S) + (x - m)'*inv(S)*(x - m)", "m", dict(m=("n",)), "inv(S) + inv(S)'"),
+    # a factor of a reciprocal goes into it; diag(v)*u is v .* u
+    ("diff", "sum(sqrt(x))", "x", {}, "0.5 ./ sqrt(x)"),
+    ("jacobian", "sqrt(x)", "x", {}, "diag(0.5 ./ sqrt(x))"),
+    ("diff", "norm2(max(0, X*w + b) - y)^2/4", "w", dict(X=("m", "n"), w=("n",), b=("m",), y=("m",)),
+     "X'*(step(X*w + b) .* (max(0, X*w + b) - y))/2"),
 ]
 
 # Signs (the exact form depends on the simplifier's choice of x - m or m - x):

@@ -107,10 +107,29 @@ DERIVATIVES = [
     (lambda: E.divide(x, E.sub(E.neg(a), c)), "-x/(a + c)"),
     (lambda: E.neg(E.sub(x, y)), "y - x"),
     (lambda: _negative_sum(A), "-A - A'"),
+    # a factor of a reciprocal goes into its numerator (or denominator): fewest tokens
+    (lambda: E.scale(Fraction(1, 2), _reciprocal_sqrt()), "0.5 ./ sqrt(x)"),
+    (lambda: E.scale(Fraction(-1, 2), _reciprocal_sqrt()), "-0.5 ./ sqrt(x)"),
+    (lambda: E.scale(Fraction(1, 3), _reciprocal_sqrt()), "1 ./ (3*sqrt(x))"),
+    (lambda: E.scale(3, _reciprocal_sqrt()), "3 ./ sqrt(x)"),
+    (lambda: E.einsum(",i->i", a, _reciprocal_sqrt()), "a ./ sqrt(x)"),
+    (lambda: E.divide(_reciprocal_sqrt(), E.norm2(x)), "(1 ./ sqrt(x))/norm2(x)"),
+    # the Jacobian of sqrt(x): (1/2 pow(sqrt(x), -1)[0] δ[0,1] -> 0,1)
+    (lambda: E.scale(Fraction(1, 2), E.diag_matrix(_reciprocal_sqrt())), "diag(0.5 ./ sqrt(x))"),
+    (lambda: E.scale(Fraction(1, 2), E.diag_matrix(x)), "diag(x)/2"),
+    # diag(v)*u is v .* u: a diagonal matrix applied to a vector is a Hadamard product
+    (lambda: E.einsum("ik,i,i->k", W, E.sub(E.ones((m,)), E.apply("sigmoid", b)),
+                      E.apply("sigmoid", b)),
+     "W'*(sigmoid(b) .* (1 - sigmoid(b)))"),
+    (lambda: E.einsum("i,ij,i->j", E.apply("tanh", mv(A, x)), A, z), "A'*(z .* tanh(A*x))"),
     # three or more factors over one summed index stay a sum of a Hadamard product
     (lambda: E.einsum("i,i,i->", x, y, z), "sum(x .* y .* z)"),
     (lambda: E.einsum("ij,ij->", A, B), "sum(A .* B)"),
 ]
+
+
+def _reciprocal_sqrt():
+    return E.power(E.apply("sqrt", x), E.num(-1))
 
 
 def _negative_sum(M_):

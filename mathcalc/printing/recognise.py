@@ -129,11 +129,30 @@ def unsigned(ast: M.Ast) -> M.Ast | None:
 
 
 def matmul(*factors: M.Ast) -> M.Ast:
-    """``F1*F2*...``, flattening nested chains; a chain of one factor is that factor."""
+    """``F1*F2*...``, flattening nested chains; a chain of one factor is that factor.
+
+    A diagonal matrix applied to a vector is a Hadamard product: ``diag(v)*u``
+    is ``v .* u``; ``u'*diag(v)`` is ``(u .* v)'`` where that is no longer.
+    """
     flat = []
     for f in factors:
         flat.extend(f.factors if isinstance(f, M.MatMul) else (f,))
-    return flat[0] if len(flat) == 1 else M.MatMul(tuple(flat))
+    out: list = []
+    for f in flat:
+        if f.kind == M.COLUMN:
+            while out and _is_diag_matrix(out[-1]):
+                f = hadamard(out.pop().args[0], f)
+        elif _is_diag_matrix(f) and out and out[-1].kind == M.ROW:
+            row = transpose(hadamard(transpose(out[-1]), f.args[0]))
+            if cost(row)[:3] < cost(M.MatMul((out[-1], f)))[:3]:
+                out.pop()
+                f = row
+        out.append(f)
+    return out[0] if len(out) == 1 else M.MatMul(tuple(out))
+
+
+def _is_diag_matrix(ast: M.Ast) -> bool:
+    return isinstance(ast, M.Call) and ast.name == "diag" and ast.kind == M.MATRIX
 
 
 def hadamard(*operands: M.Ast) -> M.Ast:
@@ -293,7 +312,43 @@ def scaled(coef, scalars=(), body=None, divisors=(), sort=True) -> M.Ast:
         ast = scalars[0]
     else:
         ast = M.Scaled(num_text, tuple(scalars), body, tuple(divisors))
+        if body is not None and body.kind != M.SCALAR:
+            ast = _folded(ast, mag if isinstance(coef, float) else abs(coef))
     return negate(ast) if negative else ast
+
+
+def _folded(ast: M.Scaled, mag) -> M.Ast:
+    """``ast`` or, where that has no more tokens, its factor moved into the body:
+    ``(1 ./ sqrt(x))/2`` is ``0.5 ./ sqrt(x)``, ``(1 ./ u)/3`` is ``1 ./ (3*u)``,
+    ``a*(1 ./ u)`` is ``a ./ u``, ``diag(1 ./ u)/2`` is ``diag(0.5 ./ u)``.
+
+    ``mag`` is the positive numeric factor; ``scaled`` put its denominator
+    first among ``ast.divisors``.
+    """
+    body = ast.body
+    exact = isinstance(mag, Fraction)
+    others = ast.divisors[1:] if exact and mag.denominator != 1 else ast.divisors
+    folded, later = [], []
+    if _is_reciprocal(body):
+        if exact and mag.denominator != 1 and not ast.scalars and not others \
+                and len(body.divisors) == 1:  # p ./ (q*u)
+            inner = M.Scaled(str(mag.denominator), (), body.divisors[0])
+            folded.append(M.Hadamard((number(mag.numerator),), (inner,), body.kind))
+        if not ast.scalars and not others:
+            factor = number(mag)  # 0.5, 3, 1/3
+        elif ast.number is None and not ast.divisors and len(ast.scalars) == 1:
+            factor = ast.scalars[0]
+        else:
+            factor = M.Scaled(ast.number, ast.scalars, None, ast.divisors)
+        quotient = M.Hadamard((factor,), body.divisors, body.kind)
+        # (a/2) ./ u, (1/3) ./ u only where shorter; 0.5 ./ u, a ./ u also on a tie
+        (later if isinstance(factor, M.Scaled) else folded).append(quotient)
+    elif isinstance(body, M.Call) and body.name == "diag" and body.kind == M.MATRIX:
+        inner = scaled(mag, ast.scalars, body.args[0], others, sort=False)
+        if isinstance(inner, M.Hadamard):  # folded into a reciprocal: diag(0.5 ./ u)
+            folded.append(M.Call("diag", (inner,), M.MATRIX))
+    # min keeps the first on a tie
+    return min(folded + [ast] + later, key=lambda a: cost(a)[:3])
 
 
 # ---------------------------------------------------------------------------
