@@ -233,7 +233,8 @@ WHITEBOARD = [
     # a factor of a reciprocal goes into it; diag(v)*u is v .* u
     ("diff", "sum(sqrt(x))", "x", {}, "0.5 ./ sqrt(x)"),
     ("jacobian", "sqrt(x)", "x", {}, "diag(0.5 ./ sqrt(x))"),
-    ("diff", "norm2(max(0, X*w + b) - y)^2/4", "w", dict(X=("m", "n"), w=("n",), b=("m",), y=("m",)),
+    ("diff", "norm2(max(0, X*w + b) - y)^2/4", "w",
+     dict(X=("m", "n"), w=("n",), b=("m",), y=("m",)),
      "X'*(step(X*w + b) .* (max(0, X*w + b) - y))/2"),
 ]
 

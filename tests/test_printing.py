@@ -88,7 +88,8 @@ DERIVATIVES = [
     # d(x'*y*x'*y)/dx: (2 x[1] y[1] y[0] -> 0)
     (lambda: E.einsum("i,i,j->j", x, y, y, coef=2), "2*(x'*y)*y"),
     # the Hessian of (x'*x)^2
-    (lambda: E.add(E.einsum("i,i,jk->jk", x, x, E.eye(n), coef=4), E.einsum("i,j->ij", x, x, coef=8)),
+    (lambda: E.add(E.einsum("i,i,jk->jk", x, x, E.eye(n), coef=4),
+                   E.einsum("i,j->ij", x, x, coef=8)),
      "4*(x'*x)*eye(n) + 8*x*x'"),
     # d((y'*x)/(z'*x))/dx: one spelling of the inner products throughout
     (lambda: E.sub(E.divide(y, E.einsum("i,i->", z, x)),
