@@ -38,7 +38,8 @@ class Expr:
     def __str__(self) -> str:
         from .printing.matrix import to_str
 
-        return to_str(self.node)
+        # Index names avoid the variables that dropped out too: they are still arguments.
+        return to_str(self.node, avoid=tuple(self._env))
 
     def __repr__(self) -> str:
         return f"Expr({str(self)!r}, shape={self.shape!r})"

@@ -248,6 +248,13 @@ def test_index_names_skip_variable_names():
     assert to_str(E.product([(E.eye(m), (0, 1)), (x, (2,))], (0, 1, 2))) == "δ(i,j)*x(k)"
 
 
+def test_str_of_a_derivative_avoids_the_variables_that_dropped_out():
+    import mathcalc as mc
+
+    g = mc.diff("i*j'", "i", i=("m",), j=("n",))  # i is gone from the result, not from its arguments
+    assert str(g) == "δ(k,p)*j(l)"
+
+
 def test_identity_is_I_where_a_variable_is_named_delta():
     d = E.var("δ")
     g = E.product([(d, ()), (E.eye(m), (0, 1)), (x, (2,))], (0, 1, 2))
