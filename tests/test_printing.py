@@ -336,3 +336,16 @@ def test_deep_results_print_without_deep_recursion():
     text = to_str(h)
     assert text.startswith("tanh(A*tanh(A*") and text.count("tanh") == 400
     assert to_latex(h).count(r"\tanh") == 400
+
+
+@pytest.mark.parametrize("text, shapes, printed", [
+    ("a^(T)", {}, "a^(T)"),  # a^T would read back as a transpose
+    ("a^(Tb)", {}, "a^(Tb)"),  # a^Tb is ambiguous
+    ("(A'.^B)'", dict(A=(3, 2), B=(2, 3)), "A .^ B'"),  # the exponent is transposed too
+])
+def test_powers_print_so_that_they_parse_back(text, shapes, printed):
+    import mathcalc as mc
+
+    e = mc.parse(text, **shapes)
+    assert str(e) == printed
+    assert mc.equivalent(mc.parse(str(e), **e.variables), e)

@@ -106,7 +106,11 @@ def _neg(a: M.Neg) -> list:
 
 
 def _power(a: M.Power) -> list:
-    return [(a.base, "base"), " .^ " if a.elementwise else "^", (a.exponent, "exponent")]
+    exponent = (a.exponent, "exponent")
+    if not a.elementwise and render(a.exponent).startswith("T") and \
+            not M.needs_parens(a, a.exponent, "exponent"):
+        exponent = "(" + render(a.exponent) + ")"  # a^(Tb), not a^Tb: ^T is the transpose
+    return [(a.base, "base"), " .^ " if a.elementwise else "^", exponent]
 
 
 def _operands(items, op: str) -> list:

@@ -246,7 +246,8 @@ def _pushed_transposes(ast: M.Ast, depth: int) -> list:
     if isinstance(ast, M.Call) and (ast.name in ("inv", "max", "min") or _elementwise(ast.name)):
         return [M.Call(ast.name, tuple(t(a) for a in ast.args), _flip(ast.kind))]
     if isinstance(ast, M.Power) and ast.elementwise:
-        return [M.Power(t(ast.base), ast.exponent, True, _flip(ast.kind))]
+        exponent = t(ast.exponent) if ast.exponent.kind == M.MATRIX else ast.exponent
+        return [M.Power(t(ast.base), exponent, True, _flip(ast.kind))]
     if isinstance(ast, M.Leaf) and ast.role in ("ones", "zeros") and ast.kind == M.MATRIX:
         inner = ast.text[ast.text.index("(") + 1:-1].split(", ")
         return [M.Leaf(f"{ast.text[:ast.text.index('(')]}({inner[1]}, {inner[0]})", M.MATRIX, ast.role)]
