@@ -632,6 +632,8 @@ def _merge_powers(items, ones_labels, out):
 # first, recursively, and keeping the smallest naming; past this many tries
 # the smallest found so far is kept.
 MAX_TIE_TRIES = 256
+# Ties are settled only in products of at most this many factors.
+MAX_TIE_FACTORS = 32
 
 
 def _canonical(coef, items, out, dims) -> Product:
@@ -658,8 +660,10 @@ def _canonical(coef, items, out, dims) -> Product:
             groups[-1][1].append(item)
         else:
             groups.append((k, [item]))
-    if all(len(g) == 1 for _, g in groups):
-        order = [g[0] for _, g in groups]
+    if all(len(g) == 1 for _, g in groups) or len(items) > MAX_TIE_FACTORS:
+        # Past MAX_TIE_FACTORS factors (a parsed chain A*A*…*A) refinement would
+        # take time quadratic in the length; the order they came in is kept.
+        order = [item for _, g in groups for item in g]
     else:
         order = _settle_ties([g for _, g in groups], out_pos)
     names = _first_appearance(order, out_pos)

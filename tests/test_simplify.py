@@ -306,3 +306,19 @@ def test_symmetric_products_are_canonical():
         first = E.product(parsed, ())
         for _ in range(20):
             assert E.product(_shuffled(parsed, (), rng), ()) == first
+
+
+def test_a_long_parsed_chain_of_one_matrix_builds_quickly():
+    # 2,000 equal factors: tie settling is skipped past MAX_TIE_FACTORS (it is
+    # quadratic in the length); the product is still the chain, checked at a point
+    import time
+    import numpy as np
+    import mathcalc as mc
+
+    start = time.process_time()
+    f = mc.parse("*".join(["A"] * 2000), A=(3, 3))
+    assert time.process_time() - start < 30  # was minutes; a hang guard, not a benchmark
+    assert isinstance(f.node, E.Product) and len(f.node.factors) == 2000
+    g = mc.parse("*".join(["A"] * 200), A=(3, 3))  # lambdify's path search is slower: fewer
+    a = np.eye(3) + 0.01 * np.arange(9.0).reshape(3, 3) / 9
+    np.testing.assert_allclose(mc.lambdify(g)(A=a), np.linalg.matrix_power(a, 200), rtol=1e-9)
