@@ -572,3 +572,20 @@ def test_a_product_and_its_transpose_are_contracted_once():
     assert len(fn.sources) == 2
     for src in fn.sources.values():  # M in two products, inv(M)*B', A'*(...): four in all
         assert src.count(".dot(") == 4, src
+
+
+def test_vectors_on_one_index_are_one_scaling_of_x_transpose_x():
+    # The logistic regression Hessian X'*diag(y.^2 .* s .* (1 - s))*X: the three
+    # vectors on the row index multiply first, then one scaled X'X (BLAS), never
+    # a five-operand einsum (10 s at m=2000, n=1000, against 0.07 s by hand).
+    import mathcalc as mc
+
+    h = mc.hessian("sum(log(1 + exp(-y .* (X*w))))", "w", X=("m", "n"), w=("n",), y=("m",))
+    fn = mc.lambdify(h)
+    assert "einsum" not in fn.source and "c0(" not in fn.source
+    assert fn.source.count(".dot(") == 2  # X*w, then the scaled X'X
+    rng = np.random.default_rng(3)
+    X, w, y = rng.standard_normal((5, 3)), rng.standard_normal(3), np.sign(rng.standard_normal(5))
+    s = 1 / (1 + np.exp(y * (X @ w)))
+    np.testing.assert_allclose(fn(X=X, w=w, y=y), (X * (y**2 * s * (1 - s))[:, None]).T @ X,
+                               rtol=1e-12)
