@@ -24,8 +24,8 @@ from fractions import Fraction
 from . import expr as E
 from .errors import MathcalcError, ShapeError
 from .functions import FUNCTIONS
-from .numeric import (Contraction, _single, branch_condition, candidate_paths, is_parameter_name,
-                      lower_product, path_cost_code, subscripts, symbols_spec,
+from .numeric import (Contraction, _is_atom, _single, branch_condition, candidate_paths,
+                      is_parameter_name, lower_product, path_cost_code, subscripts, symbols_spec,
                       validate_identifier, validate_variable_name)
 
 # Built-in element-wise functions as numpy expressions; each matches the
@@ -170,21 +170,57 @@ def _lower_leaf(node, ctx: _Context) -> str:
 # Node lowerings: one function per node type; an unknown type raises.
 
 
+def _scaled_terms(order, root) -> set:
+    """Products with a coefficient that only sums use: the sum applies the coefficient.
+
+    ``2*A*x - 2*B*y`` is then ``2.0 * (a - b)``: one scaling and one
+    subtraction, not a scaling of each term and an addition.
+    """
+    parents: dict = {}
+    for n in order:
+        for child in n.children():
+            parents.setdefault(child, set()).add(type(n))
+    return {n for n in order if isinstance(n, E.Product) and n.coef != 1 and n is not root
+            and parents.get(n) == {E.Sum}}
+
+
 def _sum(node: E.Sum, ctx) -> str:
-    dense, const = [], 0.0
+    scaled, const = [], 0.0  # (coefficient, code of the unscaled term)
     for term in node.terms:
         c = _constant(term)
         if c is not None:
             const += c
+        elif term in getattr(ctx, "deferred", ()):
+            coef, unit = E.split_coef(term)
+            code = ctx.values.get(unit)
+            if code is None:
+                code = ctx.val(unit) if isinstance(unit, _LEAVES) or not isinstance(unit, E.Product) \
+                    else lower_product(unit, ctx)
+                ctx.values[unit] = code
+            scaled.append((float(coef), code))
         else:
-            dense.append(ctx.val(term))
-    if not dense:
+            scaled.append((1.0, ctx.val(term)))
+    if not scaled:
         return ctx.assign(f"{ctx.np}.full({ctx.shape(node.shape)}, {ctx.lit(const)})"
                           if node.rank else ctx.lit(const))
-    code = " + ".join(dense)
+    common = abs(scaled[0][0])
+    if any(abs(c) != common for c, _ in scaled):
+        common = 1.0
+    # the positive terms first: a - b, not -b + a
+    scaled.sort(key=lambda cc: cc[0] < 0)
+    parts = []
+    for c, code in scaled:
+        c = c / common
+        mag = "" if abs(c) == 1 else f"{ctx.lit(abs(c))} * "
+        code = code if _is_atom(code) or not mag else f"({code})"
+        parts.append((" - " if c < 0 else " + ") + mag + code)
+    text = "".join(parts)
+    text = text[3:] if text.startswith(" + ") else "-" + text[3:]
     if const:
-        code += f" + {ctx.lit(const)}"
-    return ctx.assign(code)
+        text += f" + {ctx.lit(const / common)}"
+    if common != 1:
+        text = f"{ctx.lit(common)} * ({text})"
+    return ctx.assign(text)
 
 
 def _constant(node):
@@ -416,8 +452,10 @@ def _check_dims(node, ctx) -> None:
 
 def _body(root, ctx) -> None:
     """The lines computing ``root`` from the arguments, and its return."""
-    for node in E.walk(root):
-        if isinstance(node, _LEAVES) or node in ctx.values:
+    order = E.walk(root)
+    ctx.deferred = _scaled_terms(order, root)
+    for node in order:
+        if isinstance(node, _LEAVES) or node in ctx.values or node in ctx.deferred:
             continue  # leaves are materialised only where something needs them whole
         lower = _LOWER.get(type(node))
         if lower is None:

@@ -247,3 +247,17 @@ def test_standalone_hessian_and_det_do_no_extra_work():
     M = Av @ Xv @ Bv
     np.testing.assert_allclose(fn(A=Av, X=Xv, B=Bv), np.linalg.det(M) * (Bv @ np.linalg.inv(M) @ Av).T,
                                rtol=1e-9)
+
+
+def test_a_sum_applies_its_terms_coefficients_once():
+    # 2*U*(V'*V) - 2*X*V: one subtraction and one scaling, no scaled copy of each term
+    import mathcalc as mc
+
+    g = mc.diff("norm2(X - U*V')^2", "U", X=("m", "p"), U=("m", "k"), V=("p", "k"))
+    src = mc.codegen(g)
+    thin = src[src.rindex("if "):]  # the distributed variant, for thin U and V
+    assert "2.0 * (" in thin and " - " in thin and "(-2.0)" not in thin and "(-1.0)" not in src
+    rng = np.random.default_rng(5)
+    X, U, V = rng.standard_normal((4, 3)), rng.standard_normal((4, 2)), rng.standard_normal((3, 2))
+    np.testing.assert_allclose(mc.lambdify(g)(X=X, U=U, V=V), 2 * (U @ (V.T @ V) - X @ V),
+                               rtol=1e-12)
