@@ -301,6 +301,8 @@ def test_usage_contradicting_a_declaration():
     assert "square matrix" in shape_error("tr(A)", A=(2, 3))
     assert "square matrix" in shape_error("inv(A)", A=("m", "n"))
     assert "square matrix" in shape_error("det(A)", A=("m", "n"))
+    assert "square matrix" in shape_error("logdet(A)", A=(2, 3))
+    assert "square matrix" in shape_error("diag(A)", A=("m", "n"))
 
 
 def test_vector_functions_need_vectors():
