@@ -26,7 +26,8 @@ one-directional rule applied bottom-up over the DAG to a fixed point:
   the result is strictly smaller by ``size``:
   ``diag(s)*(t ./ s) → t``, ``y .* (1 - s) - (1 - y) .* s → y - s``;
 - ``absorb_sign``: ``-(a - b)*C → (b - a)*C`` where the sum then carries
-  fewer minus signs than the product and the sum had together.
+  fewer minus signs than the product and the sum had together;
+- ``common_coefficient``: ``(A/2 + B/2)*C → (A + B)*C/2``.
 """
 
 from __future__ import annotations
@@ -635,6 +636,24 @@ def absorb_sign(node: E.Node):
     return None
 
 
+def common_coefficient(node: E.Node):
+    """(A/2 + B/2)·R → (A + B)·R/2: a sum factor whose terms share one coefficient
+    size gives it to the product (signs stay in the sum, absorb_sign's business)."""
+    if not isinstance(node, E.Product):
+        return None
+    for k, (f, idx) in enumerate(node.factors):
+        if not isinstance(f, E.Sum):
+            continue
+        coefs = [E.split_coef(t)[0] for t in f.terms]
+        c = abs(coefs[0])
+        if c in (0, 1) or any(abs(x) != c for x in coefs):
+            continue
+        factors = list(node.factors)
+        factors[k] = (E.add(*[E.scale(1 / c, t) for t in f.terms]), idx)
+        return E.product(factors, tuple(range(node.rank)), coef=node.coef * c)
+    return None
+
+
 RULES = [distribute_tensor_sums, cancel_inverses, exp_to_sigmoid, sigmoid_complement,
          canonical_transposes,
-         distribute_if_smaller, absorb_sign, factor_common]
+         distribute_if_smaller, absorb_sign, common_coefficient, factor_common]

@@ -322,3 +322,14 @@ def test_a_long_parsed_chain_of_one_matrix_builds_quickly():
     g = mc.parse("*".join(["A"] * 200), A=(3, 3))  # lambdify's path search is slower: fewer
     a = np.eye(3) + 0.01 * np.arange(9.0).reshape(3, 3) / 9
     np.testing.assert_allclose(mc.lambdify(g)(A=a), np.linalg.matrix_power(a, 200), rtol=1e-9)
+
+
+def test_common_coefficient_of_a_sum_factor_goes_to_the_product():
+    # Gaussian log-likelihood's gradient w.r.t. the mean: (inv(S) + inv(S)')*(x - u)/2,
+    # not (inv(S)/2 + inv(S)'/2)*(x - u)
+    shapes = dict(S=("n", "n"), x=("n",), u=("n",))
+    g = mc.diff("-0.5*logdet(S) - 0.5*(x - u)'*inv(S)*(x - u)", "u", **shapes)
+    assert str(g) == "(inv(S) + inv(S)')*(x - u)/2"
+    assert mc.equivalent(g, "(inv(S)/2 + inv(S)'/2)*(x - u)", **shapes)
+    assert mc.check("-0.5*logdet(S) - 0.5*(x - u)'*inv(S)*(x - u)", "u", **shapes).ok
+    assert str(mc.diff("(3*A*x - 3*B*x)'*y", "y")) == "3*(A - B)*x"
