@@ -32,6 +32,7 @@ one-directional rule applied bottom-up over the DAG to a fixed point:
 
 from __future__ import annotations
 
+import threading
 from fractions import Fraction
 
 from . import expr as E
@@ -563,15 +564,15 @@ def _expand(node: E.Node, only=None):
         choices = [(t, idx) for t in f.terms] if k in ks else [(f, idx)]
         partial = [p + [c] for p in partial for c in choices]
     out = tuple(range(node.rank))
-    global _EXPANDING
-    outer, _EXPANDING = _EXPANDING, True
+    outer, _STATE.expanding = getattr(_STATE, "expanding", False), True
     try:  # the candidate terms are simplified without multiplying out again
         return [_rewrite(E.product(p, out, coef=node.coef)) for p in partial]
     finally:
-        _EXPANDING = outer
+        _STATE.expanding = outer
 
 
-_EXPANDING = False
+# Whether candidate terms are being simplified (per thread: mc.diff may run in several).
+_STATE = threading.local()
 
 
 def distribute_if_smaller(node: E.Node):
@@ -582,7 +583,7 @@ def distribute_if_smaller(node: E.Node):
     from its reciprocal); a sum has all its terms multiplied out at once
     (y .* (1 - s) - (1 - y) .* s cancels only as a whole).
     """
-    if _EXPANDING:
+    if getattr(_STATE, "expanding", False):
         return None
     if isinstance(node, E.Product):
         ks = _sum_factors(node)
