@@ -46,6 +46,10 @@ _TEMPLATES = {
     "softplus": "{np}.logaddexp(0.0, {a})",  # log(1 + e^a) without overflow
 }
 
+# Functions whose template already scales its argument: sigmoid(c*u) costs no
+# pass more than sigmoid(u) (the coefficient joins the 0.5).
+_SCALED_TEMPLATES = {"sigmoid": "0.5 * ({np}.tanh({h} * {a}) + 1.0)"}
+
 _INTERNAL = re.compile(r"^(v|t|n|f|c)\d+$")
 
 
@@ -179,9 +183,22 @@ def _scaled_terms(order, root) -> set:
     parents: dict = {}
     for n in order:
         for child in n.children():
-            parents.setdefault(child, set()).add(type(n))
+            kind = ("apply", n.fn) if isinstance(n, E.Apply) else type(n)
+            parents.setdefault(child, set()).add(kind)
+    takers = {E.Sum} | {("apply", fn) for fn in _SCALED_TEMPLATES}
     return {n for n in order if isinstance(n, E.Product) and n.coef != 1 and n is not root
-            and parents.get(n) == {E.Sum}}
+            and parents.get(n) and parents[n] <= takers}
+
+
+def _unscaled(term, ctx) -> tuple:
+    """(coefficient, code of term without it) for a term whose user applies the coefficient."""
+    coef, unit = E.split_coef(term)
+    code = ctx.values.get(unit)
+    if code is None:
+        code = ctx.val(unit) if isinstance(unit, _LEAVES) or not isinstance(unit, E.Product) \
+            else lower_product(unit, ctx)
+        ctx.values[unit] = code
+    return float(coef), code
 
 
 def _sum(node: E.Sum, ctx) -> str:
@@ -191,13 +208,7 @@ def _sum(node: E.Sum, ctx) -> str:
         if c is not None:
             const += c
         elif term in getattr(ctx, "deferred", ()):
-            coef, unit = E.split_coef(term)
-            code = ctx.values.get(unit)
-            if code is None:
-                code = ctx.val(unit) if isinstance(unit, _LEAVES) or not isinstance(unit, E.Product) \
-                    else lower_product(unit, ctx)
-                ctx.values[unit] = code
-            scaled.append((float(coef), code))
+            scaled.append(_unscaled(term, ctx))
         else:
             scaled.append((1.0, ctx.val(term)))
     if not scaled:
@@ -215,9 +226,10 @@ def _sum(node: E.Sum, ctx) -> str:
         code = code if _is_atom(code) or not mag else f"({code})"
         parts.append((" - " if c < 0 else " + ") + mag + code)
     text = "".join(parts)
-    text = text[3:] if text.startswith(" + ") else "-" + text[3:]
-    if const:
-        text += f" + {ctx.lit(const / common)}"
+    if const:  # 1.0 - t, not -t + 1.0 (one pass, not two)
+        text = f"{ctx.lit(const / common)}{text}"
+    else:
+        text = text[3:] if text.startswith(" + ") else "-" + text[3:]
     if common != 1:
         text = f"{ctx.lit(common)} * ({text})"
     return ctx.assign(text)
@@ -236,6 +248,10 @@ def _constant(node):
 
 
 def _apply(node: E.Apply, ctx) -> str:
+    if node.arg in getattr(ctx, "deferred", ()):  # sigmoid(c*u): c joins the template's 0.5
+        coef, a = _unscaled(node.arg, ctx)
+        a = a if _is_atom(a) else f"({a})"
+        return ctx.assign(_SCALED_TEMPLATES[node.fn].format(np=ctx.np, h=ctx.lit(0.5 * coef), a=a))
     a = ctx.val(node.arg)
     entry = FUNCTIONS.get(node.fn)
     if entry is None:

@@ -261,3 +261,22 @@ def test_a_sum_applies_its_terms_coefficients_once():
     X, U, V = rng.standard_normal((4, 3)), rng.standard_normal((4, 2)), rng.standard_normal((3, 2))
     np.testing.assert_allclose(mc.lambdify(g)(X=X, U=U, V=V), 2 * (U @ (V.T @ V) - X @ V),
                                rtol=1e-12)
+
+
+def test_sigmoid_of_a_scaled_argument_scales_inside_its_template():
+    # sigmoid(-y .* (X*w)): the sign joins the template's 0.5, no pass of its own;
+    # 1 - s is one subtraction
+    import mathcalc as mc
+
+    shapes = dict(X=("m", "n"), w=("n",), y=("m",))
+    g = mc.grad("sum(log(1 + exp(-y .* (X*w))))", "w", **shapes)
+    h = mc.hessian("sum(log(1 + exp(-y .* (X*w))))", "w", **shapes)
+    src_g, src_h = mc.lambdify(g).source, mc.lambdify(h).source
+    assert "np.tanh((-0.5) * " in src_g and "(-1.0)) * (v0" not in src_g
+    assert "= 1.0 - t" in src_h
+    rng = np.random.default_rng(6)
+    X, w, y = rng.standard_normal((5, 3)), rng.standard_normal(3), np.sign(rng.standard_normal(5))
+    s = 1 / (1 + np.exp(y * (X @ w)))
+    np.testing.assert_allclose(mc.lambdify(g)(X=X, w=w, y=y), X.T @ (-y * s), rtol=1e-12)
+    np.testing.assert_allclose(mc.lambdify(h)(X=X, w=w, y=y), (X * (s * (1 - s))[:, None]).T @ X,
+                               rtol=1e-12)
