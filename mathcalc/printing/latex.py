@@ -250,13 +250,7 @@ class _Latex:
     def recognise(self, node: E.Node) -> M.Ast:
         """``recognise.recognise(node)``, keeping the summed indices of index notation."""
         recogniser = _SumsRecogniser()
-        for part in E.walk(node)[:-1]:  # children first, as recognise.recognise does
-            if part.rank <= 2:
-                try:
-                    recogniser.matrix(part)
-                except R._NoMatrixForm:
-                    pass
-        ast = recogniser.top(node)
+        ast = R.recognise(node, recogniser=recogniser)
         self.summed.update(recogniser.summed)
         return ast
 

@@ -31,13 +31,15 @@ _INDEX_NAMES = "ijklpqrstuvwabcdefgh"
 _EXHAUSTIVE_LIMIT = 6  # pieces; longer products are combined greedily
 
 
-def recognise(node: E.Node, avoid=()) -> M.Ast:
+def recognise(node: E.Node, avoid=(), recogniser=None) -> M.Ast:
     """The matrix-notation AST of ``node``; vectors are column vectors.
 
     Index notation never names an index like a variable of ``node`` or a name
     in ``avoid`` (e.g. the variables an ``Expr`` keeps that dropped out of it).
+    ``recogniser`` is the ``_Recogniser`` to run (a subclass that notes more,
+    as the LaTeX printer's); a fresh one by default.
     """
-    recogniser = _Recogniser()
+    recogniser = _Recogniser() if recogniser is None else recogniser
     recogniser.avoid = frozenset(avoid)
     # Children first, so that no rule recurses deeply (results of deep networks).
     for part in E.walk(node)[:-1]:
