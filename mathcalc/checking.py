@@ -647,18 +647,18 @@ class _RoundOff:
             return _finite_max(self._contract(node, operands, abs(float(node.coef))))
 
     def _contract(self, node: E.Product, operands, coef) -> np.ndarray:
-        """``coef Σ Π operands`` with the product's indices (NaN if einsum cannot name them)."""
-        try:
-            spec = node.einsum_spec()
-        except ShapeError:  # more indices than einsum has letters
-            return np.asarray(np.nan)
-        path = False
-        if len(operands) > 2:  # a path found once per product and shapes: finding it is slow
-            key = (node, tuple(np.shape(o) for o in operands))
-            path = self.paths.get(key)
-            if path is None:
-                path = self.paths[key] = np.einsum_path(spec, *operands, optimize="greedy")[0]
-        return float(coef) * np.asarray(np.einsum(spec, *operands, optimize=path), dtype=float)
+        """``coef Σ Π operands`` with the product's indices (any number of them)."""
+        import opt_einsum
+
+        from .numeric import symbols_spec
+
+        # a contraction found once per product and shapes: finding its path is slow
+        key = (node, tuple(np.shape(o) for o in operands))
+        fn = self.paths.get(key)
+        if fn is None:
+            spec = symbols_spec([idx for _, idx in node.factors], range(node.rank))
+            fn = self.paths[key] = opt_einsum.contract_expression(spec, *key[1], optimize="greedy")
+        return float(coef) * np.asarray(fn(*operands), dtype=float)
 
 
 _CONSTANTS = (E.Num, E.Zero, E.Ones, E.Delta)
