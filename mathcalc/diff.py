@@ -107,10 +107,29 @@ def _pullback(n: E.Node, adjoint: E.Node, f_labels: tuple, wrt: Wrt):
 
 
 def _as_product(term: E.Node) -> tuple:
-    """(coef, factors, dims) of a rule's term; a bare placeholder is a one-factor product."""
-    if isinstance(term, E.Product):
-        return term.coef, term.factors, term.dims
-    return 1, ((term, tuple(range(term.rank))),), term.shape
+    """(coef, factors, dims) of a rule's term; a bare placeholder is a one-factor product.
+
+    A product past expr.MAX_INLINED_FACTORS stays one factor of the products
+    built on it, so the placeholder of a long product's rule can sit inside
+    such a nested factor: the nested products on its way are opened here
+    (their summed indices numbered after the term's), so the placeholder is
+    a factor of the term itself.
+    """
+    if not isinstance(term, E.Product):
+        return 1, ((term, tuple(range(term.rank))),), term.shape
+    coef, factors, dims = term.coef, list(term.factors), list(term.dims)
+    while True:
+        k = next((k for k, (f, _) in enumerate(factors) if isinstance(f, E.Product)
+                  and any(name.startswith(_PLACEHOLDER) for name in f.free_vars)), None)
+        if k is None:
+            return coef, tuple(factors), tuple(dims)
+        inner, idx = factors.pop(k)
+        mapping = dict(zip(range(inner.rank), idx))
+        for i in range(inner.rank, inner.n_indices):
+            mapping[i] = len(dims)
+            dims.append(inner.dims[i])
+        coef = coef * inner.coef
+        factors[k:k] = [(f, tuple(mapping[i] for i in fidx)) for f, fidx in inner.factors]
 
 
 def _label(i: int, dims, rank: int):
