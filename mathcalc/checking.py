@@ -49,6 +49,31 @@ _POSITIVE = {"log", "sqrt"}
 
 
 # ---------------------------------------------------------------------------
+# Options that are also variable names
+
+
+def is_shape_value(value) -> bool:
+    """A tuple or list of dimensions, or a structure (``mc.symmetric("n")``)."""
+    return isinstance(value, (tuple, list)) or hasattr(value, "structure")
+
+
+def shapes_named_like_options(shapes: dict, **options) -> tuple:
+    """The options' values, after moving to ``shapes`` those that are really shapes.
+
+    ``options`` maps a keyword option to ``(value given, default)``. A variable
+    may be named like an option (``seed``, ``values``): a shape given under
+    that name declares the variable, and the option keeps its default.
+    """
+    out = []
+    for name, (value, default) in options.items():
+        if is_shape_value(value):
+            shapes[name] = value
+            value = default
+        out.append(value)
+    return tuple(out)
+
+
+# ---------------------------------------------------------------------------
 # Domain analysis
 
 
@@ -259,7 +284,7 @@ class CheckResult:
         return self.message or repr(self)
 
 
-def check(f, wrt: str, values: dict | None = None, seed: int = 0, order: int = 1,
+def check(f, wrt: str, /, values: dict | None = None, seed: int = 0, order: int = 1,
           tol: float = DEFAULT_TOL, **shapes) -> CheckResult:
     """Compare ``diff(f, wrt, order)`` with central finite differences at a random point.
 
@@ -279,6 +304,8 @@ def check(f, wrt: str, values: dict | None = None, seed: int = 0, order: int = 1
     from .api import diff
     from .numeric import lambdify
 
+    values, seed, order, tol = shapes_named_like_options(
+        shapes, values=(values, None), seed=(seed, 0), order=(order, 1), tol=(tol, DEFAULT_TOL))
     f = as_expr(f, shapes)
     if not isinstance(order, int) or isinstance(order, bool) or order < 1:
         raise MathcalcError(f"order must be a positive integer, not {order!r}")
@@ -681,7 +708,7 @@ def _union_walk(roots):
                 yield node
 
 
-def equivalent(a, b, values: dict | None = None, seed: int = 0, **shapes) -> bool:
+def equivalent(a, b, /, values: dict | None = None, seed: int = 0, **shapes) -> bool:
     """True when two expressions (Expr or text) agree.
 
     Equal after canonicalisation, or equal at three random in-domain points
@@ -695,5 +722,6 @@ def equivalent(a, b, values: dict | None = None, seed: int = 0, **shapes) -> boo
     shapes, are not equivalent (False, not an error). A string is parsed
     with the shapes and the other side's variables.
     """
+    values, seed = shapes_named_like_options(shapes, values=(values, None), seed=(seed, 0))
     left, right = pair(a, b, shapes)
     return compare(left, right, values=values, seed=seed).equal

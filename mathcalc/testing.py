@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checking import compare, pair
+from .checking import compare, pair, shapes_named_like_options
 from .expression import Expr, as_expr
 
 try:  # only the fixture needs pytest
@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover - exercised without pytest installed
 __all__ = ["assert_derivative", "derivative_checker"]
 
 
-def assert_derivative(f, wrt: str, expected, values: dict | None = None, seed: int = 0,
+def assert_derivative(f, wrt: str, expected, /, values: dict | None = None, seed: int = 0,
                       **shapes) -> None:
     """Raise AssertionError unless ``expected`` is the derivative of ``f`` with respect to ``wrt``.
 
@@ -41,6 +41,7 @@ def assert_derivative(f, wrt: str, expected, values: dict | None = None, seed: i
     __tracebackhide__ = True  # pytest shows the caller's line, not ours
     from .api import diff
 
+    values, seed = shapes_named_like_options(shapes, values=(values, None), seed=(seed, 0))
     f = as_expr(f, shapes)
     derived = diff(f, wrt)
     if isinstance(expected, str):
