@@ -8,15 +8,27 @@ Random points are chosen inside the domain by reading the expression:
   non-constant exponent gets entries in [0.5, 2];
 - other entries are standard normal;
 - points where an argument of a kink (``max``, ``min``, ``abs``, ``relu``,
-  ``step``, ``sign``, ``norm1``) is within a margin of the kink, or where a
-  value is not finite, are drawn again (the best point found is used if
-  none is clean after many draws, and the result says so; if no draw gives
-  finite values, ``check`` fails and ``equivalent`` is False, with a message
-  saying so, rather than comparing anything).
+  ``step``, ``sign``, ``norm1``) is within a margin of the kink are drawn
+  again (entries that are exactly zero and stay zero when the point moves,
+  such as the zeros off the diagonal of ``diag(v)``, are no kink); the best
+  point found is used if none is clean after many draws, and the result
+  says so;
+- a point is used only where the values are finite and every argument of
+  ``inv``, ``det`` and ``logdet`` that depends on a drawn variable has a
+  condition number below ``COND_LIMIT``; where the sizes first given to the
+  dimension names make that impossible (``X'*X`` with X wider than tall),
+  other bindings of the same sizes are tried.
+
+No verdict comes from a point that cannot decide: where no usable point is
+found, ``check`` is not ok and says why, and ``equivalent`` raises a
+MathcalcError saying so. A check at a point where the round-off of the
+difference quotients is more than 1% of the derivative's entries is not
+usable either (a wrong derivative would pass there as well).
 
 ``equivalent`` compares values relatively at every scale (``1e-9*x`` is not
 ``2e-9*x``); where the two sides cancel to round-off, the difference is
-measured against the round-off their intermediate values can carry.
+measured against the round-off their intermediate values can carry, entry
+by entry.
 
 Dimension names get distinct sizes 2, 3, 4, … in order of first appearance
 (skipping sizes used by integer dimensions), so a missing transpose cannot
@@ -25,6 +37,7 @@ pass by coincidence.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -84,15 +97,20 @@ class Domain:
     spd: set = field(default_factory=set)  # variable names drawn SPD
     positive: set = field(default_factory=set)  # variable names drawn with positive entries
     kinks: list = field(default_factory=list)  # nodes (or (left, right) pairs) to keep away from 0
+    conditioned: list = field(default_factory=list)  # arguments of inv/det/logdet, kept invertible
 
 
 def analyse(*nodes: E.Node) -> Domain:
     dom = Domain()
     seen_kinks = set()
+    seen_args = set()
     for root in nodes:
         for node in E.walk(root):
             if isinstance(node, (E.Inv, E.Det, E.LogDet)):
                 dom.spd |= node.arg.free_vars
+                if node.arg not in seen_args and node.arg.free_vars:
+                    seen_args.add(node.arg)
+                    dom.conditioned.append(node.arg)
             elif isinstance(node, E.Apply) and node.fn in _POSITIVE:
                 dom.positive |= node.arg.free_vars
             elif isinstance(node, E.Pow):
@@ -145,6 +163,28 @@ def bind_sizes(variables: dict, values: dict | None = None, offset: int = 0) -> 
     return sizes
 
 
+# Other bindings tried when one gives no usable point: the same sizes given to
+# the dimension names in other orders (X'*X under logdet needs X's rows >= its
+# columns, which the first order may not give).
+_MAX_BINDINGS = 6
+
+
+def bindings(variables: dict, values: dict | None, sizes: dict) -> list:
+    """``sizes`` first, then the same sizes permuted over the names no given value fixes."""
+    fixed = set()
+    for name in values or {}:
+        fixed |= {d for d in variables.get(name, ()) if isinstance(d, str)}
+    free = [d for d in sizes if d not in fixed]
+    out = [sizes]
+    for perm in itertools.permutations([sizes[d] for d in free]):
+        if len(out) > _MAX_BINDINGS:
+            break
+        other = {**sizes, **dict(zip(free, perm))}
+        if other not in out:
+            out.append(other)
+    return out
+
+
 def _draw(shape, spd: bool, positive: bool, rng, symmetric: bool = True) -> np.ndarray:
     if spd and len(shape) == 2 and shape[0] == shape[1]:
         n = shape[0]
@@ -167,6 +207,14 @@ def _draw(shape, spd: bool, positive: bool, rng, symmetric: bool = True) -> np.n
 
 
 NO_FINITE_POINT = f"no point with finite values was found in {_TRIES} draws"
+# A drawn point is used only where every argument of inv, det and logdet has a
+# condition number below this: near-singular arguments give values that are
+# huge or all round-off, and agreement there proves nothing (2*X*inv(X'*X) and
+# the same plus 1 agree to 1e-15 relatively where X'*X is singular).
+COND_LIMIT = 1e6
+# Draws at one binding of the sizes that give no finite, well-conditioned
+# values before the next binding is tried.
+_BAD_PER_BINDING = 8
 
 
 def random_point(variables: dict, domain: Domain, rng, values=None, sizes=None,
@@ -176,6 +224,10 @@ def random_point(variables: dict, domain: Domain, rng, values=None, sizes=None,
     ``evaluate`` are functions of the point whose values must be finite;
     ``nonzero`` a function that should not be zero everywhere at the point
     (a check of a derivative that is 0 there proves little: relu's at z < 0).
+    Every argument of inv/det/logdet that depends on a drawn variable must
+    be well conditioned (``COND_LIMIT``); where draws at the first binding of
+    the sizes keep failing that or finiteness, the sizes are given to the
+    dimension names in other orders (``bindings``).
     The point is None (and the note ``NO_FINITE_POINT``) when no draw gave
     finite values of every ``evaluate`` function: log(x - 100) at points
     drawn in [0.5, 2], or c ./ 0 anywhere.
@@ -183,24 +235,30 @@ def random_point(variables: dict, domain: Domain, rng, values=None, sizes=None,
     values = dict(values or {})
     sizes = sizes if sizes is not None else bind_sizes(variables, values)
     kink_fns = [_kink_function(k, variables) for k in domain.kinks]
+    cond_fns = [_lambdify_node(a, variables) for a in domain.conditioned
+                if a.free_vars - set(values)]  # given values are the caller's choice
     best, best_score = None, -np.inf
     free = [v for v in variables if v not in values]
-    for attempt in range(_TRIES if free else 1):
-        point = {}
-        for name, shape in variables.items():
-            if name in values:
-                point[name] = np.asarray(values[name], dtype=float)
-            else:
-                dims = tuple(d if isinstance(d, int) else sizes[d] for d in shape)
-                point[name] = _draw(dims, name in domain.spd, name in domain.positive, rng,
-                                    symmetric)
-        score = _score(point, kink_fns, evaluate)
-        if score >= _KINK_MARGIN:
-            if nonzero is None or attempt >= _TRIES // 2 or np.any(nonzero(**point) != 0):
-                return point, ""
-            score = _KINK_MARGIN * (1 - 1e-9)  # clean but all zero: a fallback only
-        if score > best_score:
-            best, best_score = point, score
+    tries = _TRIES if free else 1
+    candidates = bindings(variables, values, sizes) if free else [sizes]
+    for b, binding in enumerate(candidates):
+        bad = 0
+        for attempt in range(tries):
+            point = _draw_point(variables, domain, rng, values, binding, symmetric)
+            score = _score(point, kink_fns, evaluate, cond_fns)
+            if score == -np.inf:
+                bad += 1
+                if bad >= _BAD_PER_BINDING and b + 1 < len(candidates) and best is None:
+                    break  # this binding may make an argument singular: try the next
+                continue
+            if score >= _KINK_MARGIN:
+                if nonzero is None or attempt >= tries // 2 or _any_nonzero(nonzero, point):
+                    return point, ""
+                score = _KINK_MARGIN * (1 - 1e-9)  # clean but all zero: a fallback only
+            if score > best_score:
+                best, best_score = point, score
+        if best is not None:
+            break
     if best_score == -np.inf:
         return None, NO_FINITE_POINT
     if best_score >= _KINK_MARGIN * (1 - 1e-6):
@@ -210,42 +268,92 @@ def random_point(variables: dict, domain: Domain, rng, values=None, sizes=None,
                   "may straddle a kink")
 
 
+def _draw_point(variables, domain, rng, values, sizes, symmetric) -> dict:
+    point = {}
+    for name, shape in variables.items():
+        if name in values:
+            point[name] = np.asarray(values[name], dtype=float)
+        else:
+            dims = tuple(d if isinstance(d, int) else sizes[d] for d in shape)
+            point[name] = _draw(dims, name in domain.spd, name in domain.positive, rng,
+                                symmetric)
+    return point
+
+
+def _any_nonzero(fn, point) -> bool:
+    try:
+        with np.errstate(all="ignore"):
+            return bool(np.any(np.asarray(fn(**point)) != 0))
+    except (ArithmeticError, ValueError):  # LinAlgError is a ValueError
+        return False
+
+
 def _searched(values, variables) -> str:
     """Where random_point looked, for a message saying it found nothing."""
     fixed = [name for name in variables if name in (values or {})]
     if len(fixed) == len(variables):
         return "only the given values were tried"
     given = f", with the given values of {', '.join(fixed)}" if fixed else ""
-    return f"{_TRIES} random draws inside the domain{given}"
+    return (f"up to {_TRIES} random draws inside the domain at each of several bindings of "
+            f"the dimensions{given}, keeping inv/det/logdet arguments' condition numbers "
+            f"below {COND_LIMIT:g}")
 
 
-def _score(point, kink_fns, evaluate) -> float:
-    """The smallest distance of a kink argument from its kink; -inf if anything is not finite."""
+def _score(point, kink_fns, evaluate, cond_fns=()) -> float:
+    """The smallest distance of a kink argument from its kink; -inf if anything is not finite
+    or an inv/det/logdet argument is ill conditioned."""
     try:
         with np.errstate(all="ignore"):
             for fn in evaluate:
                 if not np.all(np.isfinite(fn(**point))):
+                    return -np.inf
+            for fn in cond_fns:
+                arg = np.asarray(fn(**point), dtype=float)
+                if not np.all(np.isfinite(arg)) or not np.linalg.cond(arg) < COND_LIMIT:
                     return -np.inf
             score = np.inf
             for fn in kink_fns:
                 dist = np.abs(fn(point))
                 if not np.all(np.isfinite(dist)):
                     return -np.inf
+                dist = dist[_moves(fn, point, dist)]
                 if np.size(dist):
                     score = min(score, float(np.min(dist)))
             return score
-    except (np.linalg.LinAlgError, FloatingPointError, ZeroDivisionError):
+    except (ArithmeticError, ValueError):  # LinAlgError is a ValueError
         return -np.inf
 
 
-def _kink_function(kink, variables):
+def _moves(fn, point, dist) -> np.ndarray:
+    """The entries of a kink argument that move with the point.
+
+    An entry that is exactly 0 and stays 0 when every variable moves a
+    little (the zeros off the diagonal of diag(v), relu(u) where u < 0) is
+    no kink to keep away from: nothing a finite difference does crosses it.
+    """
+    still = dist == 0
+    if not np.any(still):
+        return np.ones(np.shape(dist), dtype=bool)
+    rng = np.random.default_rng(1)
+    for _ in range(2):
+        moved = {k: v * (1 + 1e-4 * rng.standard_normal(np.shape(v))) + 1e-4 *
+                 rng.standard_normal(np.shape(v)) for k, v in point.items()}
+        still &= np.abs(fn(moved)) == 0
+    return ~still
+
+
+def _lambdify_node(node, variables):
     from .numeric import lambdify
 
+    return lambdify(Expr(node, variables))
+
+
+def _kink_function(kink, variables):
     if isinstance(kink, tuple):
-        left = lambdify(Expr(kink[0], variables))
-        right = lambdify(Expr(kink[1], variables))
+        left = _lambdify_node(kink[0], variables)
+        right = _lambdify_node(kink[1], variables)
         return lambda p: left(**p) - right(**p)
-    fn = lambdify(Expr(kink, variables))
+    fn = _lambdify_node(kink, variables)
     return lambda p: fn(**p)
 
 
@@ -272,6 +380,9 @@ class CheckResult:
     message: str = ""
     derivative: Expr | None = None
     mode: str = "full"  # "full" (every entry) or "directions" (random directional derivatives)
+    # False where the point could not decide (values not finite, or round-off as large as
+    # what is compared): such a result is never ok, and check tries other points first.
+    usable: bool = True
 
     def __bool__(self) -> bool:
         return bool(self.ok)
@@ -317,29 +428,55 @@ def check(f, wrt: str, /, values: dict | None = None, seed: int = 0, order: int 
     fn_deriv = lambdify(Expr(deriv.node, variables))
     domain = analyse(f.node, base.node, deriv.node)
     rng = np.random.default_rng(seed)
-    point, note = random_point(variables, domain, rng, values, evaluate=(fn_base, fn_deriv),
-                               nonzero=fn_deriv)
-    if point is None:
-        what = ("f and its derivative" if order == 1 else
-                f"f's derivatives of order {order - 1} and {order}")
-        msg = (f"d/d{wrt}: no point was found where {what} are finite "
-               f"({_searched(values, variables)}), so nothing was compared")
-        return CheckResult(False, float("inf"), float("inf"), {}, msg, deriv)
-    result = _differences(fn_base, fn_deriv, point, wrt, rng, tol, note, deriv)
+    what = ("f and its derivative" if order == 1 else
+            f"f's derivatives of order {order - 1} and {order}")
+    result = _usable_result(fn_base, fn_deriv, variables, domain, rng, values, wrt, tol, deriv,
+                            what, symmetric=True)
     if result.ok and domain.spd - set(values or {}):
         # Symmetric matrices hide a missing transpose (inv(X) = inv(X)'): look
         # again at a positive definite matrix that is not symmetric.
-        other, note = random_point(variables, domain, rng, values, evaluate=(fn_base, fn_deriv),
-                                   nonzero=fn_deriv, symmetric=False)
-        if other is None:
+        second = _usable_result(fn_base, fn_deriv, variables, domain, rng, values, wrt, tol,
+                                deriv, what, symmetric=False)
+        if not second.usable:
             result.message = _join(result.message, "no non-symmetric positive definite point "
-                                   "with finite values was found, so only a symmetric one "
+                                   "with usable values was found, so only a symmetric one "
                                    "was checked")
             return result
-        second = _differences(fn_base, fn_deriv, other, wrt, rng, tol, note, deriv)
         if not second.ok:
             return second
     return result
+
+
+# Points tried by check when one is not usable (non-finite differences, or
+# round-off larger than what is compared) before it says that none was.
+_CHECK_POINTS = 4
+
+
+def _usable_result(fn_base, fn_deriv, variables, domain, rng, values, wrt, tol, deriv, what,
+                   symmetric) -> CheckResult:
+    """The comparison at the first usable point; not ok, saying why, where none is."""
+    reasons = []
+    for _ in range(_CHECK_POINTS if len(values or {}) < len(variables) else 1):
+        point, note = random_point(variables, domain, rng, values, evaluate=(fn_base, fn_deriv),
+                                   nonzero=fn_deriv, symmetric=symmetric)
+        if point is None:
+            msg = (f"d/d{wrt}: no point was found where {what} are finite and every "
+                   f"inv/det/logdet argument is well conditioned "
+                   f"({_searched(values, variables)}), so nothing was compared")
+            return CheckResult(False, float("inf"), float("inf"), {}, msg, deriv, usable=False)
+        try:
+            result = _differences(fn_base, fn_deriv, point, wrt, rng, tol, note, deriv)
+        except (ArithmeticError, ValueError) as err:  # LinAlgError is a ValueError
+            result = CheckResult(False, float("inf"), float("inf"), point,
+                                 f"d/d{wrt}: evaluation failed at the point ({err})", deriv,
+                                 usable=False)
+        if result.usable:
+            return result
+        reasons.append(result.message)
+    msg = (f"d/d{wrt}: no usable point was found in {len(reasons)} tried, so the derivative "
+           f"was not verified; at the last: {reasons[-1]}")
+    return CheckResult(False, float("inf"), float("inf"), result.point, msg, deriv,
+                       result.mode, usable=False)
 
 
 def _differences(fn_base, fn_deriv, point, wrt, rng, tol, note, deriv) -> CheckResult:
@@ -399,11 +536,19 @@ def _check_values(values, variables) -> None:
                              f"expression (variables: {', '.join(variables) or 'none'})")
 
 
+# A point decides a check only where the round-off of a difference quotient is
+# below this fraction of the largest entry compared (else 0, J and 2J all pass).
+_RESOLVE = 1e-2
+
+
 def _result(derived, differenced, fscale, h, tol, point, note, deriv, mode, wrt) -> CheckResult:
     with np.errstate(all="ignore"):
         err = np.abs(derived - differenced)
         scale = max(_maxabs(derived), _maxabs(differenced))
         noise = 10 * _EPS * (1.0 + fscale) / h  # round-off in a central difference
+        if noise > _RESOLVE * scale > 0:
+            # Values far below 1 (1e-9*x'*x): their own size bounds their round-off.
+            noise = 10 * _EPS * fscale / h
         floor = max(1e-3 * scale, noise / tol, 1e-300)
         rel = err / np.maximum(np.maximum(np.abs(derived), np.abs(differenced)), floor)
     if err.size == 0:
@@ -412,7 +557,14 @@ def _result(derived, differenced, fscale, h, tol, point, note, deriv, mode, wrt)
         bad = np.argwhere(~np.isfinite(rel))[0]
         msg = (f"non-finite values at entry {tuple(int(i) for i in bad)}: derived "
                f"{derived[tuple(bad)]!r}, finite differences {differenced[tuple(bad)]!r}")
-        return CheckResult(False, float("inf"), float("inf"), point, _join(msg, note), deriv, mode)
+        return CheckResult(False, float("inf"), float("inf"), point, _join(msg, note), deriv, mode,
+                           usable=False)
+    if noise > _RESOLVE * scale > 0:
+        msg = (f"round-off in the values (about {noise:.3g} in a difference quotient) is more "
+               f"than {_RESOLVE:g} of the largest entry compared ({scale:.3g}): a wrong "
+               "derivative would pass as well as a right one")
+        return CheckResult(False, float("inf"), float("inf"), point, _join(msg, note), deriv, mode,
+                           usable=False)
     worst = np.unravel_index(int(np.argmax(rel)), rel.shape)
     max_rel, max_abs = float(rel[worst]), float(np.max(err))
     ok = max_rel < tol
@@ -443,6 +595,7 @@ class Comparison:
     point: dict | None = None
     left: float = 0.0
     right: float = 0.0
+    usable: bool = True  # False where no point could decide (then ``equal`` is False too)
 
 
 RTOL = 1e-7
@@ -513,8 +666,9 @@ def compare(a: Expr, b: Expr, values=None, seed: int = 0, points: int = 3,
         else:
             # A last point with no sign restriction, used where both sides are
             # finite there: sqrt(x .^ 2) and x agree only for positive x.
-            point, note = random_point(variables, Domain(kinks=domain.kinks), rng, values,
-                                       sizes, evaluate=(fa, fb), symmetric=False)
+            point, note = random_point(variables, Domain(kinks=domain.kinks,
+                                                         conditioned=domain.conditioned),
+                                       rng, values, sizes, evaluate=(fa, fb), symmetric=False)
             if note:
                 continue
         if point is None:
@@ -539,8 +693,10 @@ def compare(a: Expr, b: Expr, values=None, seed: int = 0, points: int = 3,
         elif worst.equal and d >= worst.max_diff:
             worst.max_diff, worst.point = d, point
     if not compared:
-        return Comparison(False, f"no point was found where both expressions are finite "
-                                 f"({_searched(values, variables)}), so they were not compared")
+        return Comparison(False, f"no point was found where both expressions are finite and "
+                                 f"every inv/det/logdet argument is well conditioned "
+                                 f"({_searched(values, variables)}), so they were not "
+                                 "compared", usable=False)
     return worst
 
 
@@ -596,6 +752,9 @@ class _RoundOff:
             value[node] = v = self._evaluate(node, point, value)
             # A sum's or product's own rounding is ε × its operands' size; any
             # other node's is that of its inputs moved by ε relative.
+            # Entry by entry: an entry that is exactly zero by structure (off the
+            # diagonal of diag(v)) carries no rounding, so sign() of it does not
+            # jump in the estimate.
             linear = isinstance(node, (E.Sum, E.Product))
             own = 0.0
             if linear:
@@ -610,9 +769,9 @@ class _RoundOff:
             carried = 0.0
             if moved:
                 with np.errstate(all="ignore"):
-                    carried = _finite_max(self._evaluate(node, point, {**value, **moved}) - v)
+                    carried = _finite_abs(self._evaluate(node, point, {**value, **moved}) - v)
             err[node] = own + carried
-        return float(sum(err[root] for root in set(self.roots)))
+        return float(sum(_finite_max(err[root]) for root in set(self.roots)))
 
     def _evaluate(self, node, point, value) -> np.ndarray:
         """The node's value at the point, from the given values of its children."""
@@ -666,12 +825,12 @@ class _RoundOff:
         return lambdify(Expr(shallow, env)), holders
 
     def _operands_size(self, node, value) -> float:
-        """What a sum or product adds up, in absolute values: Σ|tᵢ|, or ``|c|`` Σ Π |fᵢ|."""
+        """What a sum or product adds up, entry by entry: Σ|tᵢ|, or ``|c|`` Σ Π |fᵢ|."""
         with np.errstate(all="ignore"):
             if isinstance(node, E.Sum):
-                return _finite_max(sum(np.abs(value[t]) for t in node.terms))
+                return _finite_abs(sum(np.abs(value[t]) for t in node.terms))
             operands = [np.abs(value[f]) for f, _ in node.factors]
-            return _finite_max(self._contract(node, operands, abs(float(node.coef))))
+            return _finite_abs(self._contract(node, operands, abs(float(node.coef))))
 
     def _contract(self, node: E.Product, operands, coef) -> np.ndarray:
         """``coef Σ Π operands`` with the product's indices (any number of them)."""
@@ -690,6 +849,12 @@ class _RoundOff:
 
 _CONSTANTS = (E.Num, E.Zero, E.Ones, E.Delta)
 _LEAVES = (E.Var,) + _CONSTANTS
+
+
+def _finite_abs(value) -> np.ndarray:
+    """|value| entry by entry, with 0 where it is not finite (as _finite_max leaves those out)."""
+    value = np.abs(np.asarray(value, dtype=float))
+    return np.where(np.isfinite(value), value, 0.0)
 
 
 def _finite_max(value) -> float:
@@ -717,11 +882,18 @@ def equivalent(a, b, /, values: dict | None = None, seed: int = 0, **shapes) -> 
     largest entry of the two values there (relative at every scale:
     ``1e-9*x`` is not ``2e-9*x``), or, where the values cancel to round-off
     (``x'*(A - A')*x`` and 0), within the round-off that their intermediate
-    values can carry. No point where both sides are finite means False.
+    values can carry. Where no point has both sides finite and every
+    inv/det/logdet argument well conditioned, a MathcalcError says so: neither
+    answer would be a finding.
     Expressions of different shapes, or that give one variable different
     shapes, are not equivalent (False, not an error). A string is parsed
     with the shapes and the other side's variables.
     """
     values, seed = shapes_named_like_options(shapes, values=(values, None), seed=(seed, 0))
     left, right = pair(a, b, shapes)
-    return compare(left, right, values=values, seed=seed).equal
+    result = compare(left, right, values=values, seed=seed)
+    if not result.usable:
+        # Neither True nor False would be a finding: say so (SPEC 2, issue 10).
+        raise MathcalcError(f"cannot decide whether the expressions are equivalent: "
+                            f"{result.reason}")
+    return result.equal

@@ -251,11 +251,14 @@ def test_check_without_a_finite_point_of_higher_order():
     assert not result.ok and "derivatives of order 1 and 2" in result.message
 
 
-def test_equivalent_without_a_finite_point_is_false_with_a_reason():
-    assert equivalent("sum(log(x - 100))", "sum(log(x - 100)) + 1") is False
+def test_equivalent_without_a_finite_point_is_an_error_with_a_reason():
+    # Neither True nor False would be a finding (issue 10): equivalent says it cannot decide.
+    with pytest.raises(mc.MathcalcError, match="cannot decide .* no point was found where "
+                                               "both expressions are finite"):
+        equivalent("sum(log(x - 100))", "sum(log(x - 100)) + 1")
     a, b = pair("sum(log(x - 100))", "sum(log(x - 100)) + 1", {})
     result = compare(a, b)
-    assert not result.equal and result.point is None
+    assert not result.equal and not result.usable and result.point is None
     assert "no point was found where both expressions are finite" in result.reason
     # Structurally equal needs no point.
     assert equivalent("sum(log(x - 100))", "sum(log(x - 100))")
