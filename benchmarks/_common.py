@@ -67,36 +67,45 @@ def time_call(fn, target=0.08, repeat=5, max_single=1.0):
     return statistics.median(times)
 
 
-def _calibrate(fn, target):
-    t0 = CLOCK()
+def _calibrate(fn, target, clock):
+    """(loop count for about ``target`` seconds, seconds per call) of ``fn``."""
+    t0 = clock()
     fn()
-    first = CLOCK() - t0
+    first = clock() - t0
     k = max(1, min(10, int(target / max(first, 1e-7))))
-    t0 = CLOCK()
+    t0 = clock()
     for _ in range(k):
         fn()
-    per = (CLOCK() - t0) / k
-    return max(1, int(target / max(per, 1e-7)))
+    per = (clock() - t0) / k
+    return max(1, int(target / max(per, 1e-7))), per
 
 
-def time_interleaved(fns, target=0.04, repeat=9):
+def time_interleaved(fns, target=0.04, repeat=9, budget=None, clock=None):
     """Median seconds per call of each of ``fns``, their timing loops interleaved.
 
     On a shared machine the load changes from second to second; timing the
     functions in alternation makes each one see the same load, so their
-    ratios stay meaningful even when absolute times drift.
+    ratios stay meaningful even when absolute times drift. With ``budget``
+    (seconds), fewer repeats (at least 3) are run where ``repeat`` rounds
+    would take longer. ``clock`` replaces the CPU-time clock (a GPU run
+    needs wall time: the device's work is not this process's CPU time).
     """
-    numbers = [_calibrate(fn, target) for fn in fns]
+    clock = clock or CLOCK
+    cal = [_calibrate(fn, target, clock) for fn in fns]
+    numbers = [c[0] for c in cal]
+    if budget is not None:
+        per_round = sum(n * per for n, per in cal)
+        repeat = max(3, min(repeat, int(budget / max(per_round, 1e-9))))
     times = [[] for _ in fns]
     gc_was = gc.isenabled()
     gc.disable()
     try:
         for _ in range(repeat):
             for fn, number, out in zip(fns, numbers, times):
-                t0 = CLOCK()
+                t0 = clock()
                 for _ in range(number):
                     fn()
-                out.append((CLOCK() - t0) / number)
+                out.append((clock() - t0) / number)
     finally:
         if gc_was:
             gc.enable()

@@ -7,9 +7,16 @@ in the environment, the runner re-executes itself without them (so OpenBLAS
 picks its kernel for the real processor) and records which kernel
 threadpoolctl reports.
 
-Usage: python benchmarks/run_all.py [--quick] [--no-jax] [--no-torch] [--output PATH]
-  --quick   n = 10, 100 only and chains up to k = 16 (a smoke test, ~1 minute);
+Usage: python benchmarks/run_all.py [--quick] [--no-jax] [--no-torch] [--no-gpu] [--output PATH]
+  --quick   n = 10, 100 only and chains up to k = 16 (a smoke test, a few minutes);
             the results go to stdout only unless --output is given.
+
+Sections: parsing, derivation speed, the numpy backend against hand-written
+numpy (bench_numeric.py), the jax and torch backends against jax.grad /
+jax.hessian and torch.func (bench_backends.py), and the GPU comparisons
+(bench_gpu.py, run in a process of its own, only where a GPU exists). Every
+target is marked met or NOT MET on its row, and the misses are listed at the
+top of RESULTS.md.
 
 Times are never asserted: the report gives ratios measured in this one run.
 """
@@ -142,11 +149,54 @@ def _run_parse_bench(log) -> str:
     return "\n".join(parts) or "bench_parse.py ran and reported nothing."
 
 
+def _gpu_present() -> bool:
+    if Path("/dev/nvidia0").exists() or Path("/dev/kfd").exists():
+        return True
+    torch = sys.modules.get("torch")
+    try:
+        return bool(torch is not None and torch.cuda.is_available())
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _gpu_section(args, log):
+    """benchmarks/bench_gpu.py in a process of its own (no CPU thread pinning there)."""
+    import bench_gpu
+
+    if args.no_gpu or not _gpu_present():
+        why = "--no-gpu given" if args.no_gpu else "no GPU device on this machine"
+        return ("### GPU (jax, torch, cupy backends)\n\n**No GPU was available in this "
+                f"run** ({why}), so there are no GPU figures; "
+                "`python benchmarks/bench_gpu.py` runs them where one is (float32 and "
+                "float64, n = 1000, 4000, 8000).\n"), []
+    import tempfile
+
+    env = {k: v for k, v in os.environ.items() if k not in SINGLE_THREAD_ENV}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "gpu.md"
+        cmd = [sys.executable, str(HERE / "bench_gpu.py"), "--output", str(out),
+               "--budget", "120" if args.quick else "420"]
+        if args.quick:
+            cmd += ["--sizes", "1000"]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+        log(proc.stderr[-4000:])
+        if not out.exists():
+            return (f"### GPU\n\nbench_gpu.py failed (exit {proc.returncode}):\n\n```\n"
+                    + proc.stderr[-2000:] + "\n```\n"), []
+        text = out.read_text()
+    missed = []
+    if "GPU targets NOT met:" in text:
+        tail = text.split("GPU targets NOT met:", 1)[1]
+        missed = [ln[2:] for ln in tail.splitlines() if ln.startswith("- ")]
+    return text, missed
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-jax", action="store_true")
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--no-gpu", action="store_true")
     ap.add_argument("--output", default=None)
     args = ap.parse_args(argv)
 
@@ -225,20 +275,52 @@ def main(argv=None) -> int:
         sections += ["## Derivation speed (issue 3 §5)", "", diff_text, ""]
         print("\n".join(sections[-4:]), flush=True)
 
-        log("== numeric speed")
+        # A derivation row that misses its target says NOT on its line.
+        missed = [f"derivation: {ln.strip('|- ').split('|')[0].strip()}: "
+                  + "; ".join(c.strip() for c in ln.split("|") if "NOT" in c)
+                  for ln in diff_text.splitlines() if "NOT" in ln]
+        log("== numeric speed: numpy")
         import bench_numeric
 
         try:
-            num_text = bench_numeric.report(
-                log=log, sizes=(10, 100) if args.quick else bench_numeric.SIZES,
-                with_jax=not args.no_jax, with_torch=not args.no_torch)
+            num_text, miss = bench_numeric.report(
+                log=log, sizes=(10, 100) if args.quick else bench_numeric.SIZES)
+            missed += miss
         except Exception as exc:  # noqa: BLE001
             from _common import debug_trace, short_error
 
             log(debug_trace(exc))
             num_text = short_error(exc)
-        sections += ["## Numeric speed (issue 4 §6)", "", num_text, ""]
+        sections += ["## Numeric speed (issue 4 §6, issue 9 §5)", "", num_text, ""]
         print("\n".join(sections[-4:]), flush=True)
+
+        log("== numeric speed: jax and torch backends")
+        import bench_backends
+
+        try:
+            be_text, miss = bench_backends.report(
+                log=log, sizes=(10, 100) if args.quick else bench_backends.SIZES,
+                with_jax=not args.no_jax, with_torch=not args.no_torch)
+            missed += miss
+        except Exception as exc:  # noqa: BLE001
+            from _common import debug_trace, short_error
+
+            log(debug_trace(exc))
+            be_text = short_error(exc)
+        sections += [be_text, ""]
+        print("\n".join(sections[-2:]), flush=True)
+
+        log("== GPU")
+        gpu_text, miss = _gpu_section(args, log)
+        missed += miss
+        sections += [gpu_text, ""]
+        print("\n".join(sections[-2:]), flush=True)
+
+    summary = ["## Targets not met in this run", ""]
+    summary += [f"- {m}" for m in missed] or ["None: every target measured in this run is met."]
+    summary.append("")
+    print("\n".join(summary), flush=True)
+    sections = summary + sections
 
     notes = HERE / "NOTES.md"
     if notes.exists():
