@@ -1,4 +1,4 @@
-"""The command line (SPEC section 5): ``mathcalc diff | check | shapes``.
+"""The command line (SPEC section 5): ``mathcalc diff | check | shapes | serve``.
 
 Exit status: 0 success, 1 a check that failed (``diff --check``, ``check``),
 2 bad input (any ``MathcalcError``, shown as its one-line message with the
@@ -393,6 +393,42 @@ def shapes(expr, declared):
         click.echo(f"(expression): {format_shape(f.shape)}")
 
     _run(body)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (another than loopback exposes the page to the network).")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: a free one, printed).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in the web browser.")
+@click.option("--timeout", default=10.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Time limit of one derivation, in seconds (past it: 503, the worker is replaced).")
+@click.option("--workers", default=None, type=click.IntRange(min=1),
+              help="Derivations run at once, each in its own process (default: up to 4).")
+def serve(host, port, open_browser, timeout, workers):
+    """Serve the page: type an expression, see its derivative typeset (SPEC section 10).
+
+    Everything the page loads, KaTeX included, comes from the installed
+    package: it works offline. Prints the URL and serves until Ctrl-C.
+
+    \b
+    Examples:
+      mathcalc serve                                # http://127.0.0.1:8765/
+      mathcalc serve --port 0 --open                # a free port, in the browser
+    """
+    try:
+        from .serve.server import ServeError, run
+    except ImportError as err:
+        click.echo(f"error: the page needs the web extra: pip install 'mathcalc[web]' ({err})",
+                   err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    try:
+        status = run(host=host, port=port, open_browser=open_browser, timeout=timeout,
+                     workers=workers)
+    except ServeError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    sys.exit(status)
 
 
 if __name__ == "__main__":  # pragma: no cover
