@@ -5,7 +5,7 @@
 # package, which must not happen after the functions below take those names.
 from . import diff as _diff_module, parse as _parse_module  # noqa: F401
 from .errors import DiffError, MathcalcError, ParseError, ShapeError
-from .expression import Expr
+from .expression import Expr, spd, symmetric
 from .functions import register_function
 from .api import diff, grad, hessian, jacobian, latex, latex_derivation, parse
 from .numeric import lambdify
@@ -17,5 +17,6 @@ __all__ = [
     "Expr", "MathcalcError", "ParseError", "ShapeError", "DiffError",
     "parse", "diff", "grad", "jacobian", "hessian", "latex", "latex_derivation",
     "lambdify", "codegen", "check", "equivalent", "register_function", "from_sympy",
+    "symmetric", "spd",
 ]
 __version__ = "0.1.0"

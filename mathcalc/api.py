@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from . import expr as E
 from .errors import DiffError, ShapeError
-from .expression import Expr, as_expr, normalise_shape
+from .expression import Expr, as_expr, keywords_are_shapes, spd, symmetric  # noqa: F401
 
 
 def _option(shapes: dict, name: str, default):
@@ -20,6 +20,7 @@ def _option(shapes: dict, name: str, default):
     return value
 
 
+@keywords_are_shapes()
 def parse(text: str, /, **shapes) -> Expr:
     """Parse text into an Expr; shapes are keywords: ``x=("n",)``, ``A=("m", "n")``.
 
@@ -42,6 +43,7 @@ def _wrt_shape(f: Expr, wrt: str) -> tuple:
     return env[wrt]
 
 
+@keywords_are_shapes("order")
 def diff(f, wrt: str, /, **shapes) -> Expr:
     """The derivative of f with respect to the variable ``wrt``: shape f.shape + wrt's shape.
 
@@ -58,14 +60,16 @@ def diff(f, wrt: str, /, **shapes) -> Expr:
     node = f.node
     for _ in range(order):
         node = diff_node(node, wrt, shape)
-    return Expr(node, f.variables)
+    return Expr(node, f.variables, f.structure)
 
 
+@keywords_are_shapes("order")
 def jacobian(f, wrt: str, /, **shapes) -> Expr:
     """Same as diff, for any f: shape f.shape + wrt's shape."""
     return diff(f, wrt, **shapes)
 
 
+@keywords_are_shapes()
 def grad(f, wrt: str, /, **shapes) -> Expr:
     """The gradient of a scalar f: shape of ``wrt``."""
     f = as_expr(f, shapes)
@@ -75,6 +79,7 @@ def grad(f, wrt: str, /, **shapes) -> Expr:
     return diff(f, wrt)
 
 
+@keywords_are_shapes()
 def hessian(f, wrt: str, /, **shapes) -> Expr:
     """diff(diff(f, wrt), wrt) for a scalar f: shape wrt.shape + wrt.shape."""
     f = as_expr(f, shapes)
@@ -83,6 +88,7 @@ def hessian(f, wrt: str, /, **shapes) -> Expr:
     return diff(f, wrt, order=2)
 
 
+@keywords_are_shapes("bold")
 def latex(f, /, **shapes) -> str:
     """LaTeX for the expression (bold vectors and matrices with bold=True)."""
     from .printing.latex import to_latex
@@ -91,6 +97,7 @@ def latex(f, /, **shapes) -> str:
     return to_latex(as_expr(f, shapes).node, bold=bold)
 
 
+@keywords_are_shapes("bold")
 def latex_derivation(f, wrt: str, /, **shapes) -> str:
     """The whole statement ``\\frac{\\partial}{\\partial W} f = df`` as one display."""
     from .printing.latex import derivation_latex

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from . import expr as E
 from .errors import DiffError
-from .rules import RULES, Wrt, depends, zero_derivative
+from .rules import RULES, Wrt, depends, var_adjoint, zero_derivative
 from .simplify import simplify
 
 # Placeholder names start with NUL, which the parser never accepts in a name.
@@ -44,7 +44,8 @@ def raw_derivative(node: E.Node, name: str, shape: tuple) -> E.Node:
             continue
         adjoint = E.add(*parts)
         if isinstance(n, E.Var):
-            result = adjoint  # the one variable that depends on X is X
+            # the one variable that depends on X is X (symmetrised if X is symmetric)
+            result = var_adjoint(n, adjoint, f_labels)
             continue
         for child, part in _pullback(n, adjoint, f_labels, scalar_wrt):
             contributions.setdefault(child, []).append(part)

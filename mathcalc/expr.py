@@ -64,7 +64,7 @@ def _digest(*parts) -> bytes:
 class Node:
     """Base of all expression nodes: a tensor with a shape and children."""
 
-    __slots__ = ("shape", "_digest", "_hash", "_free")
+    __slots__ = ("shape", "_digest", "_hash", "_free", "_sym")
 
     def _init(self, shape: Shape, *parts) -> None:
         self.shape = tuple(shape)
@@ -75,6 +75,12 @@ class Node:
         for child in self.children():
             free = free | child._free if child._free else free
         self._free = free
+        self._sym = self.rank == 2 and self._symmetric()
+
+    def _symmetric(self) -> bool:
+        """Whether the matrix equals its transpose because a variable is declared
+        symmetric (see ``is_symmetric``); False unless a subclass knows better."""
+        return False
 
     @property
     def rank(self) -> int:
@@ -114,13 +120,31 @@ class Node:
 # Leaves
 
 
-class Var(Node):
-    __slots__ = ("name",)
+STRUCTURES = ("symmetric", "spd")  # spd: symmetric positive definite
 
-    def __init__(self, name: str, shape: Shape):
+
+class Var(Node):
+    """A variable; ``structure`` is None, ``"symmetric"`` or ``"spd"`` (a square matrix
+    equal to its transpose, and positive definite): a property of the variable,
+    so S' is S and its derivative lives on the symmetric matrices (rules.rule_var)."""
+
+    __slots__ = ("name", "structure")
+
+    def __init__(self, name: str, shape: Shape, structure: str | None = None):
+        shape = tuple(shape)
+        if structure is not None and (structure not in STRUCTURES or len(shape) != 2
+                                      or shape[0] != shape[1]):
+            raise ShapeError(f"{name!r} of shape {shape} cannot be {structure!r}: structure is "
+                             f"one of {', '.join(STRUCTURES)}, for a square matrix")
         self.name = name
-        self._init(shape, name)
+        self.structure = structure
+        # (the structure joins the digest only when there is one: plain variables
+        # hash as they always have)
+        self._init(shape, name, *((structure,) if structure else ()))
         self._free = frozenset((name,))
+
+    def _symmetric(self) -> bool:
+        return self.structure is not None
 
 
 class Num(Node):
@@ -177,6 +201,9 @@ class Sum(Node):
     def children(self):
         return self.terms
 
+    def _symmetric(self) -> bool:
+        return _all_symmetric(self.terms)
+
 
 class Product(Node):
     """``coef * Σ_dummies Π factors[i][indices[i]]`` with output indices 0..rank-1.
@@ -200,6 +227,14 @@ class Product(Node):
 
     def children(self):
         return tuple(node for node, _ in self.factors)
+
+    def _symmetric(self) -> bool:
+        # c·S, S .* T, a·S: every matrix factor symmetric and on the two output axes
+        if self.n_indices != 2:
+            return False
+        mats = [f for f, idx in self.factors if f.rank]
+        return all(len(set(idx)) == 2 for f, idx in self.factors if f.rank) and \
+            _all_symmetric(mats)
 
     @property
     def n_indices(self) -> int:
@@ -236,6 +271,9 @@ class Apply(Node):
     def children(self):
         return (self.arg,)
 
+    def _symmetric(self) -> bool:
+        return self.arg._sym
+
 
 class _Binary(Node):
     """An element-wise binary node; a scalar operand broadcasts over the other."""
@@ -249,6 +287,9 @@ class _Binary(Node):
 
     def children(self):
         return (self.left, self.right)
+
+    def _symmetric(self) -> bool:
+        return _all_symmetric([c for c in (self.left, self.right) if c.rank])
 
 
 class Pow(_Binary):
@@ -311,6 +352,9 @@ class Inv(_Unary):
     needs = "square"
     scalar_result = False
 
+    def _symmetric(self) -> bool:
+        return self.arg._sym
+
 
 class Det(_Unary):
     __slots__ = ()
@@ -341,6 +385,23 @@ class Norm2(_Unary):
     __slots__ = ()
 
 
+def _all_symmetric(mats) -> bool:
+    """Matrices each symmetric (a constant such as I counts), one through a declared variable."""
+    return any(m._sym for m in mats) and all(m._sym or _constant_symmetric(m) for m in mats)
+
+
+def _constant_symmetric(node: Node) -> bool:
+    return isinstance(node, Delta) or (isinstance(node, (Ones, Zero)) and node.rank == 2
+                                       and node.shape[0] == node.shape[1])
+
+
+def is_symmetric(node: Node) -> bool:
+    """Whether ``node`` is a matrix equal to its transpose by the structure of its
+    variables: S, inv(S), S + I, exp(S), c·S for S declared symmetric. (Only what
+    follows from a declaration: B*B' is symmetric too, but is not reported.)"""
+    return node._sym
+
+
 NODE_TYPES = (Var, Num, Zero, Ones, Delta, Sum, Product, Apply, Pow, Max, Min,
               Inv, Det, LogDet, Softmax, LogSumExp, Norm1, Norm2)
 
@@ -355,8 +416,8 @@ def num(value) -> Node:
     return Num(value)
 
 
-def var(name: str, shape: Shape = ()) -> Var:
-    return Var(name, tuple(shape))
+def var(name: str, shape: Shape = (), structure: str | None = None) -> Var:
+    return Var(name, tuple(shape), structure)
 
 
 def zeros(shape: Shape) -> Node:
@@ -519,9 +580,15 @@ def product(factors: Iterable, out: Sequence, coef=1) -> Node:
     items, coef = _drop_ones(items, ones_labels, out, dims, coef)
     if not items:
         return Num(coef) if not out else scale(coef, Ones(shape))
-    if coef == 1 and len(items) == 1 and tuple(items[0][1]) == out:
-        return items[0][0]
+    if coef == 1 and len(items) == 1 and (tuple(items[0][1]) == out or (
+            _is_sym_factor(*items[0]) and tuple(items[0][1]) == out[::-1])):
+        return items[0][0]  # (S' is S for a symmetric S)
     return _canonical(coef, items, out, dims)
+
+
+def _is_sym_factor(node: Node, labels) -> bool:
+    """A symmetric matrix read on two different indices: S(i,j) and S(j,i) are one."""
+    return node._sym and labels[0] != labels[1]
 
 
 def _cancel_scalar_powers(factors):
@@ -651,7 +718,8 @@ def _canonical(coef, items, out, dims) -> Product:
 
     def key(item):
         node, labels = item
-        return (node.sort_key(), tuple(out_pos.get(lab, rank) for lab in labels))
+        axes = tuple(out_pos.get(lab, rank) for lab in labels)
+        return (node.sort_key(), tuple(sorted(axes)) if _is_sym_factor(node, labels) else axes)
 
     keyed = sorted(((key(item), item) for item in items), key=lambda p: p[0])
     groups = []
@@ -670,17 +738,43 @@ def _canonical(coef, items, out, dims) -> Product:
     index_dims = [None] * len(names)
     for lab, k in names.items():
         index_dims[k] = dims[lab]
-    factors = tuple((node, tuple(names[lab] for lab in labels)) for node, labels in order)
+    factors = tuple((node, _named(node, labels, names)) for node, labels in order)
     return Product(coef, factors, tuple(index_dims), rank)
 
 
+def _named(node: Node, labels, names: dict) -> tuple:
+    """The factor's indices by their names; a symmetric factor's in ascending order."""
+    idx = tuple(names[lab] for lab in labels)
+    return tuple(sorted(idx)) if _is_sym_factor(node, labels) else idx
+
+
 def _first_appearance(order, out_pos) -> dict:
+    """Index names in order of first appearance. The two new indices of a
+    symmetric factor (which has no first and second axis) are named in the order
+    of the factors they meet elsewhere, so S(a,b) and S(b,a) name alike."""
     names = dict(out_pos)
-    for _, labels in order:
+    meets = None
+    for node, labels in order:
+        if _is_sym_factor(node, labels) and labels[0] not in names and labels[1] not in names:
+            if meets is None:
+                meets = _meetings(order, out_pos)
+            labels = sorted(labels, key=lambda lab: meets[lab])
         for lab in labels:
             if lab not in names:
                 names[lab] = len(names)
     return names
+
+
+def _meetings(order, out_pos) -> dict:
+    """For each summed index, the factors (and their axes) it occurs in: one round of
+    colour refinement, with a symmetric factor's two axes alike."""
+    meets: dict = {}
+    for node, labels in order:
+        sym = _is_sym_factor(node, labels)
+        for pos, lab in enumerate(labels):
+            if lab not in out_pos:
+                meets.setdefault(lab, []).append((node.sort_key(), 0 if sym else pos))
+    return {lab: sorted(found) for lab, found in meets.items()}
 
 
 def _settle_ties(groups, out_pos):
@@ -703,7 +797,8 @@ def _settle_ties(groups, out_pos):
     tries = [0]
 
     def signature(item, colour):
-        return (gid[id(item)], tuple(colour[lab] for lab in item[1]))
+        colours = tuple(colour[lab] for lab in item[1])
+        return (gid[id(item)], tuple(sorted(colours)) if _is_sym_factor(*item) else colours)
 
     def refine(colour):
         n_colours = len(set(colour.values()))
@@ -711,9 +806,10 @@ def _settle_ties(groups, out_pos):
             seen = {lab: [] for lab in summed}
             for item in items:
                 sig = signature(item, colour)
+                sym = _is_sym_factor(*item)
                 for pos, lab in enumerate(item[1]):
                     if lab in seen:
-                        seen[lab].append((sig, pos))
+                        seen[lab].append((sig, 0 if sym else pos))
             new = {lab: (colour[lab], tuple(sorted(occ))) for lab, occ in seen.items()}
             ranks = {v: rank + k for k, v in enumerate(sorted(set(new.values())))}
             colour = dict(colour)
@@ -743,7 +839,7 @@ def _settle_ties(groups, out_pos):
         if run is None:
             tries[0] += 1
             names = _first_appearance(order, out_pos)
-            naming = tuple(tuple(names[lab] for lab in labels) for _, labels in order)
+            naming = tuple(_named(node, labels, names) for node, labels in order)
             if not best or naming < best[0][0]:
                 best[:] = [(naming, order)]
             return
@@ -923,6 +1019,54 @@ def walk(node: Node):
             if child not in seen:
                 stack.append((child, False))
     return order
+
+
+def rebuild(node: Node, children) -> Node:
+    """``node`` with new children, through the constructors (so they fold again)."""
+    new = list(children)
+    if isinstance(node, Sum):
+        return add(*new)
+    if isinstance(node, Product):
+        return product([(c, idx) for c, (_, idx) in zip(new, node.factors)],
+                       tuple(range(node.rank)), coef=node.coef)
+    if isinstance(node, Apply):
+        return apply(node.fn, new[0])
+    make = {Pow: power, Max: maximum, Min: minimum, Inv: inv}.get(type(node))
+    if make is not None:
+        return make(*new)
+    if isinstance(node, _Unary):
+        return type(node)(new[0])
+    raise TypeError(f"rebuild: {type(node).__name__} has no children to replace")
+
+
+def restructure(node: Node, structure: dict) -> Node:
+    """``node`` with each variable's structure as ``structure`` says (name -> None,
+    "symmetric" or "spd"; names not given keep theirs). Rebuilt bottom-up through
+    the constructors: with S symmetric, S - S' folds to 0 and S'*x is S*x."""
+    memo: dict = {}
+    for n in walk(node):
+        if isinstance(n, Var):
+            want = structure.get(n.name, n.structure)
+            memo[n] = n if want == n.structure else Var(n.name, n.shape, want)
+            continue
+        kids = n.children()
+        if kids and any(memo[k] is not k for k in kids):
+            memo[n] = rebuild(n, [memo[k] for k in kids])
+        else:
+            memo[n] = n
+    return memo[node]
+
+
+def structure_of(node: Node) -> dict:
+    """name -> structure of the structured variables in ``node``."""
+    return {n.name: n.structure for n in walk(node) if isinstance(n, Var) and n.structure}
+
+
+def unstructured(node: Node) -> Node:
+    """``node`` with every variable plain: the same values at symmetric points, for
+    code that looks variables up by name and shape (numeric evaluation)."""
+    found = structure_of(node)
+    return restructure(node, dict.fromkeys(found)) if found else node
 
 
 def debug_str(node: Node) -> str:

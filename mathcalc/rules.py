@@ -11,6 +11,7 @@ and are skipped, never multiplied out.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 from . import expr as E
 from .functions import FUNCTIONS
@@ -41,13 +42,42 @@ def zero_derivative(node: E.Node, wrt: Wrt) -> E.Node:
 
 
 def rule_var(node: E.Var, d, wrt: Wrt) -> E.Node:
-    """∂X(i,j)/∂X(k,l) = δ(i,k)·δ(j,l); any other variable is a constant."""
+    """∂X(i,j)/∂X(k,l) = δ(i,k)·δ(j,l); any other variable is a constant.
+
+    A symmetric X (declared symmetric or spd) has no independent entries: the
+    derivative lives on the symmetric matrices, ∂S(i,j)/∂S(k,l) =
+    (δ(i,k)δ(j,l) + δ(i,l)δ(j,k))/2, so a scalar's gradient is G_s = (G + Gᵀ)/2
+    (Srinivasan & Panda 2019; SPEC 6) and Jacobians and Hessians of any order
+    are symmetrised over S's axes by the chain rule alone.
+    """
     if node.name != wrt.name:
         return zero_derivative(node, wrt)
     o, x = out_labels(node), wrt.labels
     if not o:
         return E.num(1)
-    return E.product([(E.eye(dim), (a, b)) for dim, a, b in zip(node.shape, o, x)], o + x)
+    plain = E.product([(E.eye(dim), (a, b)) for dim, a, b in zip(node.shape, o, x)], o + x)
+    if node.structure is None:
+        return plain
+    (n, _), (i, j), (k, l) = node.shape, o, x
+    swapped = E.product([(E.eye(n), (i, l)), (E.eye(n), (j, k))], o + x)
+    return E.add(E.scale(Fraction(1, 2), plain), E.scale(Fraction(1, 2), swapped))
+
+
+def var_adjoint(node: E.Var, adjoint: E.Node, f_labels: tuple) -> E.Node:
+    """∂f/∂X from X's adjoint (f's derivative with X's entries independent):
+    the adjoint contracted with ∂X/∂X of ``rule_var``, term by term.
+
+    For a plain X that is the adjoint itself; for a symmetric S it is the
+    adjoint symmetrised over S's two axes, (J[…, i, j] + J[…, j, i])/2.
+    """
+    if node.structure is None:
+        return adjoint
+    wrt = Wrt(node.name, node.shape)
+    own = out_labels(node)
+    rule = rule_var(node, None, wrt)
+    terms = rule.terms if isinstance(rule, E.Sum) else (rule,)
+    return E.add(*[E.product([(adjoint, tuple(f_labels) + own), (t, own + wrt.labels)],
+                             tuple(f_labels) + wrt.labels) for t in terms])
 
 
 def rule_constant(node, d, wrt: Wrt) -> E.Node:

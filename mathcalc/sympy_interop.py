@@ -321,7 +321,7 @@ class _SympyBuilder:
         if role == "number":
             return sympy.Rational(ast.text) if "/" in ast.text or "." in ast.text or \
                 ast.text.isdigit() else sympy.Float(ast.text)
-        if role == "var":
+        if role in ("var", "symmetric"):  # symmetric: declared so (SPEC 6)
             shape = self.shapes[ast.text]
             if len(shape) == 0:
                 return sympy.Symbol(ast.text)

@@ -290,7 +290,7 @@ class _Latex:
     # -- leaves and calls ---------------------------------------------------
 
     def _leaf(self, a: M.Leaf) -> str:
-        if a.role == "var":
+        if a.role in ("var", "symmetric"):  # symmetric: a variable declared symmetric
             return self.name(a.text, a.kind != M.SCALAR)
         if a.role == "number":
             return _number(a.text)

@@ -185,7 +185,8 @@ def _is_reciprocal(ast: M.Ast) -> bool:
         isinstance(ast.factors[0], M.Leaf) and ast.factors[0].text == "1"
 
 
-_SYMMETRIC_ROLES = ("eye", "delta")
+# "symmetric": a variable declared symmetric or spd (SPEC 6), S' = S
+_SYMMETRIC_ROLES = ("eye", "delta", "symmetric")
 
 
 _TRANSPOSED: dict = {}  # (text, kind) -> transpose: the text fixes the value
@@ -198,7 +199,8 @@ def transpose(ast: M.Ast, depth: int = 0) -> M.Ast:
     ``(A*B)'`` is also ``B'*A'``; ``(A + B)'`` is ``A' + B'``; element-wise
     functions commute with it. On a tie the plain ``X'`` wins (``inv(X)'``).
     """
-    key = (render(ast), ast.kind)
+    # (the text fixes the value, given which names are declared symmetric)
+    key = (render(ast), ast.kind, symmetric_leaves(ast))
     found = _TRANSPOSED.get(key)
     if found is None:
         found = _transpose(ast, depth)
@@ -217,12 +219,47 @@ def _transpose(ast: M.Ast, depth: int) -> M.Ast:
         return ast
     if isinstance(ast, M.Call) and ast.name == "diag" and ast.kind == M.MATRIX:
         return ast  # diag(v) is symmetric
+    if symmetric_leaves(ast) and _symmetric(ast, depth):
+        return ast  # inv(S), S + I, exp(S) for a symmetric S
     if isinstance(ast, M.Neg):
         return M.Neg(transpose(ast.arg, depth))
     if depth > _PUSH_DEPTH:
         return M.Transpose(ast)
     candidates = [M.Transpose(ast)] + _pushed_transposes(ast, depth + 1)
     return min(candidates, key=lambda a: cost(a)[:2])  # min keeps the first on a tie
+
+
+def symmetric_leaves(ast: M.Ast) -> frozenset:
+    """The names of the symmetric variables in ``ast`` (cached on each AST node)."""
+    found = ast.__dict__.get("_symmetric_leaves")
+    if found is None:
+        for part in M.postorder(ast):  # children first: deep results never recurse
+            if "_symmetric_leaves" in part.__dict__:
+                continue
+            if isinstance(part, M.Leaf):
+                mine = frozenset((part.text,)) if part.role == "symmetric" else frozenset()
+            else:
+                mine = frozenset().union(*(symmetric_leaves(c) for c in M.children(part)))
+            object.__setattr__(part, "_symmetric_leaves", mine)
+        found = ast.__dict__["_symmetric_leaves"]
+    return found
+
+
+def _symmetric(ast: M.Ast, depth: int) -> bool:
+    """Whether a matrix is its own transpose because its symmetric parts are:
+    a function or sum of symmetric matrices (and scalars)."""
+    def same(a):
+        return a.kind == M.SCALAR or render(transpose(a, depth + 1)) == render(a)
+
+    if ast.kind != M.MATRIX:
+        return False
+    if isinstance(ast, M.Call) and (ast.name in ("inv", "max", "min") or _elementwise(ast.name)):
+        return all(same(a) for a in ast.args)
+    if isinstance(ast, M.Add):
+        return all(same(term) for _, term in ast.terms)
+    if isinstance(ast, M.Power) and ast.elementwise:
+        return same(ast.base) and same(ast.exponent)
+    return False
 
 
 def _pushed_transposes(ast: M.Ast, depth: int) -> list:
@@ -399,7 +436,7 @@ class _Recogniser:
     # -- leaves --------------------------------------------------------------
 
     def _var(self, node: E.Var) -> M.Ast:
-        return _leaf_for_rank(node.name, node.rank)
+        return _leaf_for_rank(node.name, node.rank, "symmetric" if node.structure else "var")
 
     def _num(self, node: E.Num) -> M.Ast:
         return number(node.value)
