@@ -332,6 +332,8 @@ class _Inference:
         self.var_reason = {}  # name -> why it has its kind, for messages
         self.var_dims = {}  # name -> tuple of dimension ids
         self.context_dims = []  # dims of I, vector(c), matrix(c), in text order
+        self.transposed = {}  # name -> the first term transposing it
+        self.summed = {}  # name -> [(sum term, the operand that is the name)]
         self.avoid = set(declared)  # names a fresh dimension must not take
         for shape in declared.values():
             self.avoid.update(d for d in shape if isinstance(d, str))
@@ -349,7 +351,12 @@ class _Inference:
                     self.var_order.append(name)
                     self.avoid.add(name)
                     shape = self.declared.get(name)
-                    domain = VARIABLE_KINDS if shape is None else KIND_OF_RANK[len(shape)]
+                    if shape is not None:
+                        domain = KIND_OF_RANK[len(shape)]
+                    elif convention_kind(name) == M:
+                        domain = VARIABLE_KINDS & ~S  # a capital is never a scalar by usage
+                    else:
+                        domain = VARIABLE_KINDS
                     self.var_slot[name] = solver.new_slot(domain)
                 term.slot = self.var_slot[name]
             elif op == "num":
@@ -368,10 +375,18 @@ class _Inference:
                     table = "elementwise" if op == "sum" else PRODUCT_OPS[sym]
                     slot = solver.constrain(table, (slot, arg.slot), (term.start, arg.end))
                 term.slot = slot
+                if op == "sum":  # a name added to a vector or matrix is not a scalar
+                    for arg in term.args:
+                        name = _bare_name(arg)
+                        if name is not None:
+                            self.summed.setdefault(name, []).append((term, arg))
             elif op == "neg" or (op == "transpose" and term.count % 2 == 0):
                 term.slot = term.args[0].slot  # same kind: share the slot
             elif op == "transpose":
                 term.slot = solver.constrain("transpose", (term.args[0].slot,), span)
+                name = _bare_name(term.args[0])
+                if name is not None:  # a transposed name is not a scalar
+                    self.transposed.setdefault(name, term)
             elif op == "pow":
                 table = "pow" if term.value == "^" else "elementwise"
                 term.slot = solver.constrain(table, (term.args[0].slot, term.args[1].slot), span)
@@ -392,13 +407,42 @@ class _Inference:
         is not a consistent one, it is kept anyway: the dimension walk then
         says where usage disagrees with it (``A*x'``, ``x + x'``) rather than
         guessing a scalar silently.
+
+        The convention never makes an operation degenerate (SPEC 2): where it
+        reads as a scalar a name that is transposed (``c'``) or added to or
+        subtracted from a vector or matrix (``A*x - b``), the choices are made
+        again with that name not a scalar (a vector where usage allows one,
+        else a matrix), until no such reading is left. Usage that forces the
+        scalar (``c'^2``) keeps it.
         """
         solver = self.solver
         consistent = solver.propagate(range(len(solver.constraints)), record=True)
+        self._initial_domain = {name: solver.domain[slot] for name, slot in self.var_slot.items()}
+        mark = len(solver.trail)
+        not_scalar: dict = {}  # name -> why it is not read as a scalar
+        while True:
+            ok = consistent
+            for name in list(not_scalar):
+                slot = self.var_slot[name]
+                if not (ok and solver.domain[slot] & ~S and
+                        solver.choose(slot, solver.domain[slot] & ~S)):
+                    del not_scalar[name]  # usage leaves it no other reading
+            self._choose_in_order(ok, not_scalar)
+            found = self._degenerate_scalars(not_scalar) if ok else {}
+            if not found:
+                return
+            not_scalar.update(found)
+            solver.undo(mark)
+
+    def _choose_in_order(self, consistent: bool, not_scalar: dict) -> None:
+        solver = self.solver
+        self.var_reason = {}
         for name in self.var_order:
             slot = self.var_slot[name]
             domain = solver.domain[slot]
             preferred = convention_kind(name)
+            if name in not_scalar and preferred == S:
+                preferred = C if domain & C or not domain & M else M
             if name in self.declared:
                 self.var_reason[name] = f"declared as {self.declared[name]!r}"
             elif domain & (domain - 1) == 0 and slot in solver.reason:
@@ -411,12 +455,38 @@ class _Inference:
             if domain & (domain - 1):  # no consistent reading: the dimension walk reports it
                 domain = preferred
             self.var_kind[name] = domain
+            if name in not_scalar and name not in self.var_reason:
+                self.var_reason[name] = (f"not declared: {not_scalar[name]}, so it is not read "
+                                         f"as a scalar; a {KIND_WORDS[domain]}")
             if name not in self.var_reason:
                 if domain == preferred:
                     self.var_reason[name] = "not declared: " + _convention_words(name)
                 else:
                     self.var_reason[name] = ("not declared: its use in the expression makes it "
                                              f"a {KIND_WORDS[domain]}")
+
+    def _degenerate_scalars(self, not_scalar: dict) -> dict:
+        """Names read as scalars by the convention alone that are transposed or added to a
+        non-scalar, each with where; those usage forces to be scalars are not listed."""
+        found = {}
+        for name in self.var_order:
+            if name in self.declared or name in not_scalar or self.var_kind[name] != S:
+                continue
+            if self._initial_domain[name] == S:
+                continue  # usage alone makes it a scalar (x^2)
+            term = self.transposed.get(name)
+            if term is not None:
+                found[name] = f"it is transposed in {self.snippet(term.start, term.end)} " \
+                              f"{self.where(term.start)}"
+                continue
+            for total, arg in self.summed.get(name, ()):
+                domain = self.solver.domain[total.slot]
+                if domain and not domain & S:
+                    found[name] = (f"it is added to a {KIND_WORDS.get(domain, 'non-scalar')} in "
+                                   f"{self.snippet(total.start, total.end)} "
+                                   f"{self.where(total.start)}")
+                    break
+        return found
 
     # -- step 2 -------------------------------------------------------------
 
@@ -493,6 +563,11 @@ class _Inference:
     def _dims_pow(self, term):
         base, exponent = term.args
         table = "pow" if term.value == "^" else "elementwise"
+        name = _bare_name(base) if base.op == "var" else None
+        if table == "pow" and name and name not in self.declared and convention_kind(name) == M:
+            raise self.error(_capital_power_message(name, self.snippet(exponent.start,
+                                                                       exponent.end)),
+                             term.op_pos)
         term.kind, term.dims = self.binary(table, term.value, self.as_operand(base),
                                            self.as_operand(exponent), term.op_pos)
 
@@ -606,9 +681,14 @@ class _Inference:
                 + (f" ({why[2:]})" if why else ""))
 
     def why(self, operand: "_Operand") -> str:
-        if operand.name is None or operand.name not in self.var_reason:
+        name = operand.name
+        if name is None or name not in self.var_reason:
             return ""
-        return f"; {operand.name} is {self.var_reason[operand.name]}"
+        hint = ""
+        if name not in self.declared and convention_kind(name) == M and \
+                self.var_kind.get(name) == M:
+            hint = f" (usage never makes a capital a scalar: declare {name}=() for one)"
+        return f"; {name} is {self.var_reason[name]}{hint}"
 
     def describe(self, kind: int, dims: tuple) -> str:
         names = self.dim_names()
@@ -629,6 +709,23 @@ class _Inference:
 
     def error(self, message: str, pos: int) -> ShapeError:
         return ShapeError(located(message, self.text, pos))
+
+
+def _capital_power_message(name: str, exponent: str) -> str:
+    """X^-1 with X undeclared: a capital is a matrix, never a scalar because of '^'."""
+    ways = [f"inv({name}) for the inverse"] if exponent.replace(" ", "") in ("-1", "(-1)") else []
+    ways += [f"{name} .^ {exponent} for the element-wise power",
+             f"or declare {name}=() if {name} is a scalar"]
+    return (f"'^' is the power of a scalar, but {name} is a matrix (it is not declared, and a "
+            "capital name is a matrix: usage never makes it a scalar); write "
+            + ", ".join(ways))
+
+
+def _bare_name(term: Term):
+    """The variable a term is, under negations and pairs of transposes; else None."""
+    while term.op == "neg" or term.op == "transpose" and term.count % 2 == 0:
+        term = term.args[0]
+    return term.value if term.op == "var" else None
 
 
 def _matmul_dims(lk, ld, rk, rd):
@@ -730,3 +827,20 @@ def infer_shapes(root: Term, text: str, declared: dict) -> dict:
     for name, shape in declared.items():
         env.setdefault(name, shape)
     return env
+
+
+def readings(text: str, declared: dict) -> dict:
+    """Each variable of the text and why it has its shape, in words (``mathcalc shapes``).
+
+    ``declared`` maps names to normalised shapes, as ``infer_shapes`` takes
+    them. "declared as …", "its use in … makes it …", "… by convention", or
+    why the convention was overruled ("it is transposed in c' …, so it is not
+    read as a scalar"). Raises what parsing the text raises.
+    """
+    from .parse import parse_terms  # parse builds the tree from this module's Terms
+
+    root = parse_terms(text)
+    inference = _Inference(root, text, declared)
+    inference.build_constraints()
+    inference.choose_kinds()
+    return {name: inference.var_reason[name] for name in inference.var_order}

@@ -339,8 +339,9 @@ def test_deep_results_print_without_deep_recursion():
 
 
 @pytest.mark.parametrize("text, shapes, printed", [
-    ("a^(T)", {}, "a^(T)"),  # a^T would read back as a transpose
-    ("a^(Tb)", {}, "a^(Tb)"),  # a^Tb is ambiguous
+    # (a capital is never a scalar because of usage, SPEC 2: T and Tb are declared)
+    ("a^(T)", {"T": ()}, "a^(T)"),  # a^T would read back as a transpose
+    ("a^(Tb)", {"Tb": ()}, "a^(Tb)"),  # a^Tb is ambiguous
     ("(A'.^B)'", dict(A=(3, 2), B=(2, 3)), "A .^ B'"),  # the exponent is transposed too
 ])
 def test_powers_print_so_that_they_parse_back(text, shapes, printed):
