@@ -41,9 +41,10 @@ import unicodedata
 from fractions import Fraction
 from pathlib import Path
 
+from . import definitions as D
 from . import expr as E
 from . import functions
-from .errors import MathcalcError, ParseError, ShapeError
+from .errors import MathcalcError, ParseError, ShapeError, located
 from .shapes import (BUILTIN_CALLS, CALL_TABLES, PRODUCT_OPS, C, M, R, S, Term, infer_shapes,
                      iter_postorder)
 
@@ -82,10 +83,50 @@ def parser():
         from lark import Lark
 
         # Positions are read from the tokens by _TermBuilder: lark's
-        # propagate_positions would double the parse time for nothing.
-        _LARK = Lark(_grammar_text(), parser="lalr", propagate_positions=False,
-                     maybe_placeholders=True)
+        # propagate_positions would double the parse time for nothing. The
+        # basic lexer reads tokens without the parser's state, so the postlexer
+        # may look one token past a newline before the parser sees it.
+        _LARK = Lark(_grammar_text(), parser="lalr", lexer="basic", postlex=_Newlines(),
+                     propagate_positions=False, maybe_placeholders=True)
     return _LARK
+
+
+# Tokens that end an operand, and those that start one (a newline between them
+# separates statements: otherwise they would need an operator between them).
+_OPERAND_END = {"NAME", "NUMBER", "RPAR", "TRANSPOSE"}
+_STATEMENT_START = {"NAME", "NUMBER", "LPAR"}
+
+
+class _Newlines:
+    """lark postlexer: which newlines separate statements (SPEC 7).
+
+    A newline outside brackets separates two statements when the token before
+    it ends an operand and the token after it starts one, other than a minus
+    sign: ``u = W*x + b`` / ``sum(u)``. There the two lines could not be one
+    expression anyway (``x`` / ``y`` has no operator), so every expression
+    that spans lines reads as before (SPEC 1: whitespace is free), a line
+    that starts with an operator (``+ b``, ``- c``) included. Other newlines
+    are dropped.
+    """
+
+    always_accept = ()
+
+    def process(self, stream):
+        depth, prev, pending = 0, None, None
+        for token in stream:
+            if token.type == "_NL":
+                if depth == 0 and prev is not None and prev.type in _OPERAND_END:
+                    pending = token
+                continue
+            if pending is not None and token.type in _STATEMENT_START:
+                yield pending
+            pending = None
+            if token.type == "LPAR":
+                depth += 1
+            elif token.type == "RPAR" and depth:
+                depth -= 1
+            prev = token
+            yield token
 
 
 # ---------------------------------------------------------------------------
@@ -100,19 +141,56 @@ def parse_text(text, shapes: dict | None = None):
     first appearance, then declared names that do not occur.
     Raises ParseError, ShapeError or MathcalcError, nothing else.
     """
+    node, env, _ = parse_program(text, shapes)
+    return node, env
+
+
+def parse_program(text, shapes: dict | None = None):
+    """Parse ``text``, definitions included (SPEC 7); return ``(node, env, definitions)``.
+
+    ``node`` and ``env`` are as for ``parse_text`` (a defined name is not a
+    variable); ``definitions`` lists ``(name, node)`` in text order, the node
+    a defined name stands for (shaped where it is first used; an unused
+    definition is checked on its own). A shape given for a defined name must
+    be its definition's shape.
+    """
     text = _checked_text(text)
     declared = _declared(shapes or {})
     with _no_gc():
-        root = parse_terms(text)
+        program = parse_terms(text)
+        if not isinstance(program, D.Program):
+            env = infer_shapes(program, text, declared)
+            return _guarded_lower(program, text), env, []
+        root, defined, unused, copies = D.expand(program, text, MAX_DEPTH)
+        claimed = {name: declared.pop(name) for name in defined if name in declared}
         env = infer_shapes(root, text, declared)
-        try:
-            return _lower(root, text), env
-        except MathcalcError:
-            raise
-        except (ValueError, OverflowError, ZeroDivisionError) as exc:
-            # A last guard (the checks in _lower should prevent it): arithmetic on
-            # constants the core cannot represent.
-            raise MathcalcError(f"cannot build the expression: {exc}") from None
+        first = {}  # name -> id of the term standing for its first use
+        for term in iter_postorder(root):
+            if id(term) in copies:
+                first.setdefault(copies[id(term)], id(term))
+        kept = dict.fromkeys(first.values())
+        node = _guarded_lower(root, text, kept)
+        nodes = {name: kept[tid] for name, tid in first.items()}
+        for name, term in unused.items():
+            infer_shapes(term, text, declared)
+            nodes[name] = _guarded_lower(term, text)
+        for name, shape in claimed.items():
+            if nodes[name].shape != shape:
+                raise ShapeError(located(
+                    f"{name} is declared with shape {shape!r}, but its definition has shape "
+                    f"{nodes[name].shape!r}", text, defined[name].start))
+        return node, env, [(d.name, nodes[d.name]) for d in program.definitions]
+
+
+def _guarded_lower(root, text: str, kept: dict | None = None):
+    try:
+        return _lower(root, text, kept)
+    except MathcalcError:
+        raise
+    except (ValueError, OverflowError, ZeroDivisionError) as exc:
+        # A last guard (the checks in _lower should prevent it): arithmetic on
+        # constants the core cannot represent.
+        raise MathcalcError(f"cannot build the expression: {exc}") from None
 
 
 @contextlib.contextmanager
@@ -129,8 +207,9 @@ def _no_gc():
             gc.enable()
 
 
-def parse_terms(text: str) -> Term:
-    """The syntax tree of ``text`` (positions kept), or a ParseError."""
+def parse_terms(text: str):
+    """The syntax tree of ``text`` (positions kept): a Term, or a ``definitions.Program``
+    when the text has definitions; a ParseError else."""
     from lark.exceptions import LarkError
 
     try:
@@ -224,8 +303,29 @@ SYNTAX_ERRORS = {
     "unexpected ')'": (r"unexpected '\)': no '\(' to close", ["x)", "x + y))", "(x))"]),
     "unexpected ','": (r"unexpected ',' outside a function's arguments", ["x, y", "(x, y)"]),
     "unexpected character": (r"unexpected (character '.+'|control character U\+[0-9A-F]{4}|'\.')",
-                             ["x $ y", "x ! y", "x \x00", "2.", "x\x07", "a → b", "x;", "x\x1c",
+                             ["x $ y", "x ! y", "x \x00", "2.", "x\x07", "a → b", "x\x1c",
                               "x²", "x٣ + 1"]),
+    # Definitions (SPEC 7)
+    "misplaced '='": (r"'=' defines a name", ["x + y = 3", "2 = x", "u = x = y", "(u = x)",
+                                              "exp(u = 1)"]),
+    "';' after the expression": (r"only definitions \(name = expression\) come before ';'",
+                                 ["x; y", "x;", "sum(u); u = x"]),
+    "no expression": (r"(need an expression after them|expected (a definition|a definition or "
+                      r"the expression)( \(name = expression\))? after)",
+                      ["u = x", "u = x;", "u = x\n", "u = x; v = y", "x where", "x where u = 1;",
+                       "u = x;\n", "x where 2 = y", "x where u = 1; (v) = 2"]),
+    "where block": (r"expected '=' after '\w+': a where block defines names",
+                    ["x where u", "x where u = 1; v", "x where u + 1", "x where u\nv = 1",
+                     "x where u = 1; u; v = 2"]),
+    "keyword where": (r"'where' is a keyword", ["where", "where + 1", "x*where", "u = x where v",
+                                                "x where where = 1", "x where u = 1 where v = 2"]),
+    "defined twice": (r"is defined twice", ["u = x; u = y; u", "x'*u where u = x; u = 2*x"]),
+    "self-reference": (r"is defined in terms of itself",
+                       ["u = u + 1; u", "sum(u) where u = v + 1; v = 2*u", "u where u = u'",
+                        "v where u = w; v = u; w = v .* v"]),
+    "used before its definition": (r"used before its definition", ["u = v; v = x; u"]),
+    "reserved definition": (r"is reserved .* cannot be defined", ["I = x; I", "vector = x; x",
+                                                                   "x where eye = 2"]),
     "ambiguous ^T": (r"'\^T\w+' is ambiguous", ["A^Tx", "A^Tb + c"]),
     "unknown function": (r"unknown function '\w+'", ["foo(x)", "sigmod(x)", "x(2)"]),
     "wrong arity": (r"\w+ takes .+ got \d+", ["max(x)", "exp(x, y)", "tr()", "ones(1, 2, 3)",
@@ -240,7 +340,6 @@ SYNTAX_ERRORS = {
                   ["1e5000", "((2^64)^64)^64", "1" * 1500]),
 }
 
-_OPERAND_END = {"NAME", "NUMBER", "RPAR", "TRANSPOSE"}
 _OPERAND_START = {"NAME", "NUMBER", "LPAR"}
 _OPERATORS = {"PLUS", "MINUS", "MULOP", "POW", "EPOW", "LPAR", "COMMA"}
 
@@ -254,7 +353,7 @@ def _syntax_error(exc, text: str) -> ParseError:
         token = exc.token
         at_end = token.type == "$END"
         pos = len(text.rstrip()) if at_end else token.start_pos
-        return _token_error(text, pos, None if at_end else token)
+        return _token_error(text, pos, None if at_end else token, set(exc.expected or ()))
     return _error(f"cannot parse the expression ({type(exc).__name__})", text, 0)
 
 
@@ -281,11 +380,14 @@ def _tokens_before(text: str, pos: int) -> list:
     return tokens
 
 
-def _token_error(text: str, pos: int, token) -> ParseError:
+def _token_error(text: str, pos: int, token, expected=frozenset()) -> ParseError:
     before = _tokens_before(text, pos)
     prev = before[-1] if before else None
     kind = token.type if token is not None else "$END"
     shown = str(token) if token is not None else ""
+    found = _statement_error(text, pos, token, kind, before, expected)
+    if found is not None:
+        return found
     if prev is None or prev.type in _OPERATORS:
         if prev is not None and prev.type == "LPAR" and kind == "RPAR":
             return _error("empty parentheses: expected an expression inside", text, pos)
@@ -309,6 +411,59 @@ def _token_error(text: str, pos: int, token) -> ParseError:
             return _error(f"unbalanced parenthesis opened at {where}: expected ')'", text, pos)
         return _error("unexpected end of the expression", text, pos)
     return _error(f"unexpected {shown!r}", text, pos)
+
+
+_EXAMPLE = "u = W*x + b; sum(u)"
+
+
+def _statement_error(text: str, pos: int, token, kind: str, before: list, expected: set):
+    """Errors about definitions and their separators (SPEC 7), or None for the others."""
+    prev = before[-1] if before else None
+    in_where = any(t.type == "_WHERE" for t in before)
+    if kind == "EQUALS":
+        return _error(f"'=' defines a name: it follows the name at the start of a definition "
+                      f"({_EXAMPLE})", text, pos)
+    if kind == "_WHERE":
+        return _error("unexpected 'where': 'where' is a keyword (RESULT where u = W*x + b), not a "
+                      "name, and follows the expression", text, pos)
+    if expected == {"EQUALS"} and prev is not None and prev.type == "NAME":
+        return _error(f"expected '=' after {str(prev)!r}: a where block defines names "
+                      "(sum(u) where u = W*x + b)", text, pos)
+    if expected == {"NAME"} and prev is not None and prev.type in ("_WHERE", "_SEMI", "_NL"):
+        found = f", found {str(token)!r}" if token is not None else ""
+        return _error(f"expected a definition (name = expression) after {str(prev)!r}{found}",
+                      text, pos)
+    if kind == "_NL":  # a line that could not continue the one before: read it so
+        after = _tokens_from(text, token.end_pos)
+        return _missing_operator(text, prev, after) if after is not None else None
+    if kind == "_SEMI":
+        if _open_parens(before):
+            return None
+        return _error(f"only definitions (name = expression) come before ';'; the expression "
+                      f"comes last ({_EXAMPLE})", text, pos)
+    if kind != "$END" or prev is None:
+        return None
+    if prev.type in ("_SEMI", "_WHERE"):
+        what = "a definition" if in_where or prev.type == "_WHERE" else \
+            "a definition or the expression"
+        return _error(f"expected {what} after {str(prev)!r}", text, pos)
+    if "_SEMI" in expected and not in_where and not _open_parens(before):
+        return _error(f"the definitions need an expression after them ({_EXAMPLE})", text, pos)
+    return None
+
+
+def _tokens_from(text: str, pos: int):
+    """The first token of ``text`` at or after ``pos``, or None."""
+    from lark.exceptions import LarkError
+
+    try:
+        for token in parser().lex(text[pos:]):
+            token.start_pos += pos
+            token.end_pos += pos
+            return token
+    except LarkError:
+        pass
+    return None
 
 
 def _open_parens(tokens) -> list:
@@ -408,6 +563,20 @@ class _TermBuilder:
             raise _error(f"unexpected character {ch!r} in the name {name!r}{hint}", self.text,
                          token.start_pos + bad)
         return name
+
+    def _definition(self, node, kids):
+        name_token, _, term = kids
+        return D.Definition(self._checked_name(name_token), name_token.start_pos, term, True)
+
+    def _program(self, node, kids):
+        definitions, expression = [], None
+        for kid in kids:
+            if isinstance(kid, D.Definition):
+                kid.prefix = expression is None  # before the expression, or in its where block
+                definitions.append(kid)
+            else:
+                expression = kid
+        return D.Program(expression, definitions)
 
     def _args(self, node, kids):
         return [kid for kid in kids if isinstance(kid, Term)]
@@ -535,7 +704,8 @@ def _unknown_function(name: str) -> str:
 # Terms (with shapes) -> core nodes
 
 
-def _lower(root: Term, text: str) -> E.Node:
+def _lower(root: Term, text: str, kept: dict | None = None) -> E.Node:
+    """The node of ``root``; ``kept`` (term id -> None) is filled with those terms' nodes."""
     nodes = {}
     variables = {}  # one node per variable: building a node hashes it
     for term in iter_postorder(root):
@@ -547,6 +717,8 @@ def _lower(root: Term, text: str) -> E.Node:
             args = [nodes.pop(id(arg)) for arg in term.args]
             node = _LOWER[term.op](term, args, text)
         nodes[id(term)] = node
+        if kept is not None and id(term) in kept:
+            kept[id(term)] = node
     return nodes[id(root)]
 
 
