@@ -98,6 +98,7 @@ class Domain:
     positive: set = field(default_factory=set)  # variable names drawn with positive entries
     kinks: list = field(default_factory=list)  # nodes (or (left, right) pairs) to keep away from 0
     conditioned: list = field(default_factory=list)  # arguments of inv/det/logdet, kept invertible
+    structure: dict = field(default_factory=dict)  # name -> "symmetric"/"spd" (SPEC 6)
 
 
 def analyse(*nodes: E.Node) -> Domain:
@@ -106,6 +107,8 @@ def analyse(*nodes: E.Node) -> Domain:
     seen_args = set()
     for root in nodes:
         for node in E.walk(root):
+            if isinstance(node, E.Var) and node.structure:
+                dom.structure[node.name] = node.structure
             if isinstance(node, (E.Inv, E.Det, E.LogDet)):
                 dom.spd |= node.arg.free_vars
                 if node.arg not in seen_args and node.arg.free_vars:
@@ -273,11 +276,57 @@ def _draw_point(variables, domain, rng, values, sizes, symmetric) -> dict:
     for name, shape in variables.items():
         if name in values:
             point[name] = np.asarray(values[name], dtype=float)
+            if name in domain.structure:
+                check_structured_value(name, point[name], domain.structure[name])
         else:
             dims = tuple(d if isinstance(d, int) else sizes[d] for d in shape)
+            if name in domain.structure:
+                point[name] = draw_structured(dims, domain.structure[name], name in domain.spd,
+                                              name in domain.positive, rng)
+                continue
             point[name] = _draw(dims, name in domain.spd, name in domain.positive, rng,
                                 symmetric)
     return point
+
+
+# ---------------------------------------------------------------------------
+# Structure (SPEC 6): a variable declared symmetric (or spd) is drawn symmetric
+# (positive definite) and moved along symmetric directions only; elsewhere it
+# is outside its domain, where its simplified derivative need not hold.
+
+
+def draw_structured(shape, structure: str, spd: bool, positive: bool, rng) -> np.ndarray:
+    """A value of a variable declared ``structure``: symmetric, whatever kind of point
+    is asked for; positive definite for "spd" or under inv/det/logdet (``spd``)."""
+    if structure == "spd" or spd:
+        return _draw(shape, True, positive, rng, symmetric=True)
+    g = rng.uniform(0.5, 2.0, shape) if positive else rng.standard_normal(shape)
+    return (g + g.T) / 2
+
+
+def check_structured_value(name: str, value: np.ndarray, structure: str) -> None:
+    """A ShapeError unless a given value fits the declared structure."""
+    if value.ndim != 2 or value.shape[0] != value.shape[1]:
+        return  # the shape is checked where the point is evaluated
+    if not np.allclose(value, value.T, rtol=1e-10, atol=1e-12 * _maxabs(value)):
+        raise ShapeError(f"the value given for {name!r} is not symmetric, but {name} is "
+                         f"declared {structure}")
+    if structure == "spd" and not np.all(np.linalg.eigvalsh(value) > 0):
+        raise ShapeError(f"the value given for {name!r} is not positive definite, but {name} "
+                         "is declared spd")
+
+
+def symmetric_step(x0: np.ndarray, k: tuple, h: float) -> tuple:
+    """(x0 + h·D, x0 - h·D, c) for the symmetric direction D of entry k = (i, j):
+    E_ij + E_ji off the diagonal, E_ii on it; then c·(f(x0 + hD) - f(x0 - hD)) / 2h
+    is entry k of the symmetric derivative, (G(i,j) + G(j,i))/2 (c is 1/2 off the
+    diagonal, where both entries move)."""
+    mirror = k[::-1]
+    xp, xm = x0.copy(), x0.copy()
+    for at in dict.fromkeys((k, mirror)):
+        xp[at] += h
+        xm[at] -= h
+    return xp, xm, (1.0 if mirror == k else 0.5)
 
 
 def _any_nonzero(fn, point) -> bool:
@@ -432,7 +481,7 @@ def check(f, wrt: str, /, values: dict | None = None, seed: int = 0, order: int 
             f"f's derivatives of order {order - 1} and {order}")
     result = _usable_result(fn_base, fn_deriv, variables, domain, rng, values, wrt, tol, deriv,
                             what, symmetric=True)
-    if result.ok and domain.spd - set(values or {}):
+    if result.ok and domain.spd - set(values or {}) - set(domain.structure):
         # Symmetric matrices hide a missing transpose (inv(X) = inv(X)'): look
         # again at a positive definite matrix that is not symmetric.
         second = _usable_result(fn_base, fn_deriv, variables, domain, rng, values, wrt, tol,
@@ -480,6 +529,7 @@ def _usable_result(fn_base, fn_deriv, variables, domain, rng, values, wrt, tol, 
 
 
 def _differences(fn_base, fn_deriv, point, wrt, rng, tol, note, deriv) -> CheckResult:
+    sym = deriv is not None and wrt in deriv.structure  # move along symmetric directions
     J = np.asarray(fn_deriv(**point), dtype=float)
     x0 = np.array(point[wrt], dtype=float)
     f0 = np.asarray(fn_base(**point), dtype=float)
@@ -494,12 +544,15 @@ def _differences(fn_base, fn_deriv, point, wrt, rng, tol, note, deriv) -> CheckR
         fd = np.empty(out_shape + x0.shape)
         for k in np.ndindex(*x0.shape):
             h = _STEP * max(1.0, abs(float(x0[k])))
-            xp, xm = x0.copy(), x0.copy()
-            xp[k] += h
-            xm[k] -= h
+            if sym:
+                xp, xm, c = symmetric_step(x0, k, h)
+            else:
+                xp, xm, c = x0.copy(), x0.copy(), 1.0
+                xp[k] += h
+                xm[k] -= h
             fp, fm = at(xp), at(xm)
             fscale = max(fscale, _maxabs(fp), _maxabs(fm))
-            fd[(...,) + k] = (fp - fm) / (xp[k] - xm[k])
+            fd[(...,) + k] = c * (fp - fm) / (xp[k] - xm[k])
         derived, differenced = J, fd
         h_typ = _STEP
     else:
@@ -513,6 +566,7 @@ def _differences(fn_base, fn_deriv, point, wrt, rng, tol, note, deriv) -> CheckR
         axes = (list(range(J.ndim - x0.ndim, J.ndim)), list(range(x0.ndim)))
         for _ in range(_DIRECTIONS):
             u = rng.standard_normal(x0.shape)
+            u = u + u.T if sym else u
             v = np.maximum(1.0, np.abs(x0)) * (u / np.linalg.norm(u))
             xp, xm = x0 + t * v, x0 - t * v
             fp, fm = at(xp), at(xm)
@@ -617,7 +671,7 @@ def pair(a, b, shapes: dict) -> tuple:
     a = as_expr(a, shapes)
     if isinstance(b, str):
         try:
-            b = as_expr(b, {**a.variables, **shapes})
+            b = as_expr(b, {**a.declared(), **shapes})  # structured variables stay so
         except ShapeError:
             b = as_expr(b, shapes)  # its own shapes; comparing them then says False
     else:
@@ -667,7 +721,8 @@ def compare(a: Expr, b: Expr, values=None, seed: int = 0, points: int = 3,
             # A last point with no sign restriction, used where both sides are
             # finite there: sqrt(x .^ 2) and x agree only for positive x.
             point, note = random_point(variables, Domain(kinks=domain.kinks,
-                                                         conditioned=domain.conditioned),
+                                                         conditioned=domain.conditioned,
+                                                         structure=domain.structure),
                                        rng, values, sizes, evaluate=(fa, fb), symmetric=False)
             if note:
                 continue
