@@ -42,6 +42,7 @@ from .request import MAX_ORDER, job_from
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_BODY = 64 * 1024
 DEFAULT_TIMEOUT = 10.0
+DEFAULT_WAIT = 10.0  # how long a request waits in line for a free worker before 503
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 CSP = "; ".join([
@@ -202,13 +203,13 @@ def default_workers() -> int:
 
 def create_app(*, timeout: float = DEFAULT_TIMEOUT, workers: int | None = None,
                host: str = "127.0.0.1", allowed_hosts=None, queue: int = 64,
-               memory: int | None = 2 << 30) -> Starlette:
+               wait: float = DEFAULT_WAIT, memory: int | None = 2 << 30) -> Starlette:
     """The app. ``host`` is the address it is bound to: on a loopback address only the
     loopback names are accepted as Host (pass ``allowed_hosts`` to widen that)."""
     if allowed_hosts is None and host in LOOPBACK:
         allowed_hosts = LOOPBACK
     pool = P.Pool(work.handle, workers=workers or default_workers(), timeout=timeout,
-                  queue=queue, memory=memory)
+                  queue=queue, wait=wait, memory=memory)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):

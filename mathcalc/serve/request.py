@@ -41,13 +41,13 @@ class Job:
     backend: str = "numpy"
 
 
-class ShapesTextError(MathcalcError):
-    """A mistake in the page's shapes text; carries the 1-based column of the entry."""
-
-    def __init__(self, message: str, text: str, column: int):
-        self.line, self.column = 1, column
-        caret = " " * (column - 1) + "^"
-        super().__init__(f"in the shapes: {message} (column {column})\n  {text}\n  {caret}")
+def ShapesTextError(message: str, text: str, column: int) -> MathcalcError:
+    """A mistake in the page's shapes text: a MathcalcError (its kind on the wire) that
+    carries the 1-based column of the entry and shows the text with a caret under it."""
+    caret = " " * (column - 1) + "^"
+    err = MathcalcError(f"in the shapes: {message} (column {column})\n  {text}\n  {caret}")
+    err.line, err.column = 1, column
+    return err
 
 
 def job_from(body, kind: str) -> Job:
