@@ -38,9 +38,21 @@ def _wrt_shape(f: Expr, wrt: str) -> tuple:
         raise DiffError(f"differentiate with respect to a variable name, not {wrt!r}")
     env = f.variables
     if wrt not in env:
+        _not_defined(f, wrt, env)
         raise DiffError(f"cannot differentiate with respect to {wrt!r}: it is neither in the "
                         f"expression nor declared (variables: {', '.join(env) or 'none'})")
     return env[wrt]
+
+
+def _not_defined(f: Expr, wrt: str, env: dict) -> None:
+    """A DiffError when ``wrt`` is a name the text defines (SPEC 7): it is not a variable."""
+    from .parse import defined_names
+
+    definition = defined_names(f.source).get(wrt) if f.source is not None else None
+    if definition is not None:
+        raise DiffError(f"cannot differentiate with respect to {wrt!r}: it is defined in the "
+                        f"expression ({wrt} = {definition}), not a variable; differentiate "
+                        f"with respect to a variable ({', '.join(env) or 'none'})")
 
 
 @keywords_are_shapes("order")
