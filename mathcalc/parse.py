@@ -182,6 +182,19 @@ def parse_program(text, shapes: dict | None = None):
         return node, env, [(d.name, nodes[d.name]) for d in program.definitions]
 
 
+def defined_names(text: str) -> dict:
+    """The names ``text`` defines (SPEC 7), each with its definition's text; {} for text
+    without definitions or that does not parse. (For messages: a defined name is not a
+    variable, so differentiating by it is a DiffError that says what it is.)"""
+    try:
+        program = parse_terms(_checked_text(text))
+    except MathcalcError:
+        return {}
+    if not isinstance(program, D.Program):
+        return {}
+    return {d.name: " ".join(text[d.term.start:d.term.end].split()) for d in program.definitions}
+
+
 def _guarded_lower(root, text: str, kept: dict | None = None):
     try:
         return _lower(root, text, kept)
