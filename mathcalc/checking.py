@@ -44,7 +44,7 @@ import numpy as np
 
 from . import expr as E
 from .errors import MathcalcError, ShapeError
-from .expression import Expr, as_expr
+from .expression import Expr, as_expr, keywords_are_shapes
 from .simplify import _rebuild  # a node with new children (optimize uses it too)
 
 # Finite-difference step relative to each entry: the cube root of the float64
@@ -444,6 +444,7 @@ class CheckResult:
         return self.message or repr(self)
 
 
+@keywords_are_shapes()
 def check(f, wrt: str, /, values: dict | None = None, seed: int = 0, order: int = 1,
           tol: float = DEFAULT_TOL, **shapes) -> CheckResult:
     """Compare ``diff(f, wrt, order)`` with central finite differences at a random point.
@@ -928,6 +929,7 @@ def _union_walk(roots):
                 yield node
 
 
+@keywords_are_shapes()
 def equivalent(a, b, /, values: dict | None = None, seed: int = 0, **shapes) -> bool:
     """True when two expressions (Expr or text) agree.
 

@@ -23,6 +23,7 @@ from fractions import Fraction
 
 from . import expr as E
 from .errors import MathcalcError, ShapeError
+from .expression import keywords_are_shapes
 from .functions import FUNCTIONS
 from .numeric import (Contraction, _is_atom, _single, branch_condition, candidate_paths,
                       is_parameter_name, lower_product, path_cost_code, subscripts, symbols_spec,
@@ -746,6 +747,7 @@ def _arguments(variables: dict, ctx: _Context) -> None:
         ctx.arguments.add(v)
 
 
+@keywords_are_shapes()
 def codegen(expr, name: str = "f", **shapes) -> str:
     """The source of a standalone numpy function computing ``expr``.
 

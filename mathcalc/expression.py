@@ -244,6 +244,7 @@ def keywords_are_shapes(*options: str):
 
         @functools.wraps(fn)
         def checked(*args, **kwargs):
+            __tracebackhide__ = True  # pytest shows the caller's line (assert_derivative)
             for key, value in kwargs.items():
                 if key not in named and not is_shape(value) and key not in extra:
                     raise MathcalcError(bad_keyword(fn.__name__, key, value, choices))
@@ -256,9 +257,11 @@ def keywords_are_shapes(*options: str):
 
 def bad_keyword(function: str, key: str, value, options) -> str:
     """The message for ``function(..., key=value)`` where ``value`` is not a shape."""
-    msg = (f"{function}: {key}={_short_repr(value)} is not a shape; a keyword other than "
-           f"{function}'s options declares a variable's shape: a tuple or list of dimensions "
-           "(x=('n',), A=('m', 'n'), a=() for a scalar) or mc.symmetric(n) / mc.spd(n)")
+    others = (f"keywords other than its options ({', '.join(dict.fromkeys(options))})"
+              if options else "its keywords")
+    msg = (f"{function}: {key}={_short_repr(value)} is not a shape: {others} declare variables' "
+           "shapes, each a tuple or list of dimensions (x=('n',), A=('m', 'n'), a=() for a "
+           "scalar) or mc.symmetric(n) / mc.spd(n)")
     by_case = {o.lower(): o for o in options}
     close = difflib.get_close_matches(key.lower(), list(by_case), n=1, cutoff=0.6)
     if close:

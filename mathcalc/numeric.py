@@ -26,6 +26,7 @@ import numpy as np
 
 from . import expr as E
 from .errors import MathcalcError, ShapeError
+from .expression import keywords_are_shapes
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -452,6 +453,7 @@ _CACHE: dict = {}
 _CACHE_LIMIT = 512
 
 
+@keywords_are_shapes()
 def lambdify(expr, **shapes):
     """A fast numpy function of the expression, keyword arguments by variable name.
 

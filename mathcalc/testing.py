@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .checking import compare, pair, shapes_named_like_options
-from .expression import Expr, as_expr
+from .expression import Expr, as_expr, keywords_are_shapes
 
 try:  # only the fixture needs pytest
     import pytest
@@ -30,6 +30,7 @@ except ImportError:  # pragma: no cover - exercised without pytest installed
 __all__ = ["assert_derivative", "derivative_checker"]
 
 
+@keywords_are_shapes()
 def assert_derivative(f, wrt: str, expected, /, values: dict | None = None, seed: int = 0,
                       **shapes) -> None:
     """Raise AssertionError unless ``expected`` is the derivative of ``f`` with respect to ``wrt``.
