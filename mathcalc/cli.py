@@ -213,6 +213,39 @@ shape_option = click.option(
          "ints allowed (x=3). Repeat for several variables.")
 
 
+def structure_options(command):
+    """``--symmetric S`` and ``--spd S`` (SPEC 6), repeatable, for a command that parses EXPR."""
+    command = click.option("--spd", "spd", multiple=True, metavar="NAME",
+                           help="Declare a square matrix symmetric positive definite "
+                                "(a covariance); repeatable.")(command)
+    return click.option("--symmetric", "symmetric", multiple=True, metavar="NAME",
+                        help="Declare a square matrix symmetric (S' = S): its derivative is "
+                             "(G + G')/2; repeatable.")(command)
+
+
+def _parsed(expr: str, declared: dict, symmetric=(), spd=()):
+    """EXPR parsed with the declared shapes, then the structures of --symmetric / --spd
+    (a structured name's shape is declared or inferred: it must be a square matrix)."""
+    from .expression import as_expr, structured
+
+    f = mc.parse(_text(expr), **declared)
+    kinds = {**dict.fromkeys(symmetric, "symmetric"), **dict.fromkeys(spd, "spd")}
+    both = sorted(set(symmetric) & set(spd))
+    if both:
+        raise click.BadParameter(f"{both[0]!r} is given as both --symmetric and --spd")
+    shapes = {}
+    for name, kind in kinds.items():
+        shape = f.variables.get(name)
+        if shape is None:
+            raise click.BadParameter(f"--{kind} {name}: {name!r} is not a variable of EXPR "
+                                     "(declare it with --shape to keep it)")
+        if len(shape) != 2 or shape[0] != shape[1]:
+            raise mc.ShapeError(f"--{kind} {name}: {name} has shape {format_shape(shape)}; only "
+                                f"a square matrix can be {kind}")
+        shapes[name] = structured(kind, shape[0])
+    return as_expr(f, shapes) if shapes else f
+
+
 @click.group(cls=_Main, context_settings=CONTEXT)
 @click.version_option(mc.__version__, "--version", prog_name="mathcalc")
 def main():
@@ -248,7 +281,8 @@ def main():
               help="Name of the function printed by --numpy (default: df_dX).")
 @click.option("--check", "run_check", is_flag=True,
               help="Check the derivative against finite differences; exit 1 if it fails.")
-def diff(expr, wrt, declared, order, as_latex, as_numpy, name, run_check):
+@structure_options
+def diff(expr, wrt, declared, order, as_latex, as_numpy, name, run_check, symmetric, spd):
     """Differentiate EXPR with respect to X.
 
     Prints the derivative in matrix notation and its shape, which is
@@ -263,10 +297,11 @@ def diff(expr, wrt, declared, order, as_latex, as_numpy, name, run_check):
       mathcalc diff "sum(max(0, W*x + b))" --wrt W --latex
       mathcalc diff "logdet(X)" --wrt X --numpy --name grad_logdet
       mathcalc diff "norm2(A*x - y)^2" --wrt x --check
+      mathcalc diff "-logdet(S)/2 - (x - u)'*inv(S)*(x - u)/2" --wrt S --spd S
     """
 
     def body():
-        f = mc.parse(_text(expr), **declared)
+        f = _parsed(expr, declared, symmetric, spd)
         g = mc.diff(f, wrt, order=order)
         if not (as_latex or as_numpy):
             click.echo(str(g))
@@ -307,7 +342,8 @@ def _report_check(result) -> None:
 @click.option("--claimed", required=True, metavar="EXPR",
               help="Your derivative of EXPR with respect to X ('-' reads it from stdin).")
 @shape_option
-def check(expr, wrt, claimed, declared):
+@structure_options
+def check(expr, wrt, claimed, declared, symmetric, spd):
     """Verify a hand derivation: is CLAIMED the derivative of EXPR with respect to X?
 
     Prints "correct" and exits 0 when it is; otherwise prints both sides and
@@ -326,7 +362,7 @@ def check(expr, wrt, claimed, declared):
             raise click.BadParameter("only one of EXPR and --claimed can be read from stdin")
         from .checking import compare, pair
 
-        f = mc.parse(_text(expr), **declared)
+        f = _parsed(expr, declared, symmetric, spd)
         g = mc.diff(f, wrt)
         claimed_text = _text(claimed)
         # The claimed side is parsed with the expression's shapes (and with its
@@ -372,7 +408,8 @@ def _array(prefix: str, value) -> str:
 @main.command(cls=_Command, context_settings=CONTEXT)
 @click.argument("expr")
 @shape_option
-def shapes(expr, declared):
+@structure_options
+def shapes(expr, declared, symmetric, spd):
     """Show the shape of every variable of EXPR, inferred or declared, and of EXPR itself.
 
     One line per variable (x: (n,)), then the expression's shape. A bare
@@ -387,9 +424,10 @@ def shapes(expr, declared):
     """
 
     def body():
-        f = mc.parse(_text(expr), **declared)
+        f = _parsed(expr, declared, symmetric, spd)
         for name, shape in f.variables.items():
-            click.echo(f"{name}: {format_shape(shape)}")
+            kind = f.structure.get(name)
+            click.echo(f"{name}: {format_shape(shape)}" + (f" {kind}" if kind else ""))
         click.echo(f"(expression): {format_shape(f.shape)}")
 
     _run(body)
