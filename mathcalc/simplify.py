@@ -655,6 +655,201 @@ def common_coefficient(node: E.Node):
     return None
 
 
+# ---------------------------------------------------------------------------
+# Square-matrix algebra: identities that hold only where the dimensions prove
+# that every factor is square (an (n, n) factor: the same dimension twice).
+
+
+def _square_chain(node: E.Node):
+    """The factors of a matrix product M = F₁·F₂·…·Fₖ, each square, as (coef, [F₁, …, Fₖ]).
+
+    None unless node is such a chain: every factor a square matrix read once,
+    linked from M's row index to its column index through summed indices met
+    by exactly two factors. A factor read as (column, row) is its transpose.
+    """
+    if not isinstance(node, E.Product) or node.rank != 2 or len(node.factors) < 2:
+        return None
+    factors = list(node.factors)
+    if any(f.rank != 2 or f.shape[0] != f.shape[1] or idx[0] == idx[1] for f, idx in factors):
+        return None
+    chain, at, used = [], 0, set()
+    while at != 1:
+        step = [(k, f, idx) for k, (f, idx) in enumerate(factors) if k not in used and at in idx]
+        if len(step) != 1:
+            return None
+        k, f, idx = step[0]
+        used.add(k)
+        if idx[0] == at:
+            chain.append(f)
+            at = idx[1]
+        else:
+            chain.append(E.transpose(f))
+            at = idx[0]
+        if at == 0:
+            return None
+    if len(used) != len(factors):
+        return None  # a factor off the path: a trace or a scalar times the chain
+    return node.coef, chain
+
+
+def _matrix_chain(mats, coef=1) -> E.Node:
+    """coef · M₁·M₂·…·Mₖ as one product."""
+    factors = [(m, (("c", k), ("c", k + 1))) for k, m in enumerate(mats)]
+    return E.product(factors, (("c", 0), ("c", len(mats))), coef=coef)
+
+
+def inverse_of_product(node: E.Node):
+    """inv(A·B) → inv(B)·inv(A) for square A and B, where that makes the product smaller.
+
+    Kept only when something then cancels (``inv(A*X*B)*A → inv(B)*inv(X)``,
+    ``X*inv(X'*X) → inv(X')`` for square X); for rectangular factors
+    inv(X'*X) is not inv(X)*inv(X') and is never split.
+    """
+    if not isinstance(node, E.Product):
+        return None
+    best, best_size = None, size(node)
+    for k, (f, idx) in enumerate(node.factors):
+        if not isinstance(f, E.Inv):
+            continue
+        found = _square_chain(f.arg)
+        if found is None:
+            continue
+        coef, chain = found
+        split = _matrix_chain([E.inv(m) for m in reversed(chain)], coef=1 / E.as_number(coef))
+        factors = list(node.factors)
+        factors[k] = (split, idx)
+        candidate = _rewrite(E.product(factors, tuple(range(node.rank)), coef=node.coef))
+        if size(candidate) < best_size:
+            best, best_size = candidate, size(candidate)
+    return best
+
+
+def determinant_rules(node: E.Node):
+    """det(X') → det(X), det(inv(X)) → 1/det(X), logdet(X') → logdet(X),
+    logdet(inv(X)) → -logdet(X); det(A·B) → det(A)·det(B) for square A and B
+    where that is smaller (det(X*X*X) → det(X)^3), never for rectangular ones."""
+    if not isinstance(node, (E.Det, E.LogDet)):
+        return None
+    arg = node.arg
+    make = E.det if isinstance(node, E.Det) else E.logdet
+    if _is_plain_transpose(arg):
+        return make(arg.factors[0][0])
+    if isinstance(arg, E.Inv):
+        inner = make(arg.arg)
+        return E.power(inner, E.num(-1)) if isinstance(node, E.Det) else E.neg(inner)
+    if isinstance(node, E.Det):
+        found = _square_chain(arg)
+        if found is not None and found[0] == 1:
+            candidate = _rewrite(E.product([(_rewrite(E.det(m)), ()) for m in found[1]], ()))
+            if size(candidate) < size(node):
+                return candidate
+    return None
+
+
+# Products past this many factors are not searched for repeated scalar parts.
+MAX_COMPONENT_FACTORS = 24
+
+
+def repeated_scalars(node: E.Node):
+    """tr(A)·tr(A) → tr(A)^2: equal scalar parts of a product (factors that share
+    summed indices only among themselves) become one power."""
+    if not isinstance(node, E.Product) or not 2 <= len(node.factors) <= MAX_COMPONENT_FACTORS:
+        return None
+    rank = node.rank
+    parent = list(range(len(node.factors)))
+
+    def find(k):
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    owner: dict = {}
+    for k, (_, idx) in enumerate(node.factors):
+        for i in idx:
+            j = owner.setdefault(i, k)
+            parent[find(j)] = find(k)
+    groups: dict = {}
+    for k, (_, idx) in enumerate(node.factors):
+        groups.setdefault(find(k), []).append(k)
+    parts: dict = {}  # scalar part -> factor positions of each copy
+    for members in groups.values():
+        labels = {i for k in members for i in node.factors[k][1]}
+        if not labels or any(i < rank for i in labels):
+            continue  # a number-like factor (merged by the constructor) or on an output axis
+        part = E.product([node.factors[k] for k in members], ())
+        parts.setdefault(part, []).append(members)
+    repeated = {part: copies for part, copies in parts.items() if len(copies) > 1}
+    if not repeated:
+        return None
+    gone = {k for copies in repeated.values() for members in copies for k in members}
+    factors = [f for k, f in enumerate(node.factors) if k not in gone]
+    factors += [(E.power(part, E.num(len(copies))), ()) for part, copies in repeated.items()]
+    return E.product(factors, tuple(range(rank)), coef=node.coef)
+
+
+# ---------------------------------------------------------------------------
+# Element-wise functions of diagonal matrices and of odd powers
+
+
+def _vanishes_at_zero(fn: str) -> bool:
+    """f(0) = 0 (sign, abs, relu, tanh, sin, …), read from the function's numpy form."""
+    import numpy as np
+
+    from .functions import FUNCTIONS
+
+    entry = FUNCTIONS.get(fn)
+    if entry is None:
+        return False
+    try:
+        with np.errstate(all="ignore"):
+            return bool(np.asarray(entry.numpy(np.zeros(1))).ravel()[0] == 0)
+    except Exception:  # a user function that cannot take an array of zeros
+        return False
+
+
+def _diagonal_of(node: E.Node):
+    """v for node = diag(v) (a product of vectors on one index with δ), else None."""
+    if not isinstance(node, E.Product) or node.rank != 2 or node.n_indices != 2:
+        return None
+    deltas = [k for k, (f, idx) in enumerate(node.factors)
+              if isinstance(f, E.Delta) and set(idx) == {0, 1}]
+    if len(deltas) != 1:
+        return None
+    rest = [(f, idx) for k, (f, idx) in enumerate(node.factors) if k != deltas[0]]
+    if not rest or any(f.rank != 1 for f, _ in rest):
+        return None
+    return E.product([(f, (0,)) for f, _ in rest], (0,), coef=node.coef)
+
+
+def elementwise_of_diagonal(node: E.Node):
+    """f(diag(v)) → diag(f(v)) where f(0) = 0: the zeros off the diagonal stay zeros
+    (sign(diag(z .^ 3)) is diag(sign(z .^ 3)), no sign of a zero left to read)."""
+    if not isinstance(node, E.Apply):
+        return None
+    v = _diagonal_of(node.arg)
+    if v is None or not _vanishes_at_zero(node.fn):
+        return None
+    return E.diag_matrix(_rewrite(E.apply(node.fn, v)))
+
+
+def sign_of_power(node: E.Node):
+    """sign(u .^ k) → sign(u) for an odd positive integer k; sign(c·u) → ±sign(u)."""
+    if not (isinstance(node, E.Apply) and node.fn == "sign"):
+        return None
+    arg = node.arg
+    base, e = _power_of(arg)
+    if base is not arg and isinstance(e, Fraction) and e.denominator == 1 and e > 0 \
+            and e.numerator % 2 == 1:
+        return E.apply("sign", base)
+    c, rest = E.split_coef(arg)
+    if c != 1 and c != 0 and rest.shape == arg.shape and not isinstance(rest, E.Num):
+        inner = E.apply("sign", rest)
+        return inner if c > 0 else E.neg(inner)
+    return None
+
+
 RULES = [distribute_tensor_sums, cancel_inverses, exp_to_sigmoid, sigmoid_complement,
-         canonical_transposes,
+         determinant_rules, elementwise_of_diagonal, sign_of_power, repeated_scalars,
+         canonical_transposes, inverse_of_product,
          distribute_if_smaller, absorb_sign, common_coefficient, factor_common]
