@@ -8,7 +8,7 @@ from .errors import DiffError, MathcalcError, ParseError, ShapeError
 from .expression import Expr, spd, symmetric
 from .functions import register_function
 from .api import diff, grad, hessian, jacobian, latex, latex_derivation, parse
-from .numeric import lambdify
+from .lambdify import lambdify
 from .codegen import codegen
 from .checking import check, equivalent
 from .sympy_interop import from_sympy

@@ -9,61 +9,11 @@ sizes bound when a function is built.
 
 from __future__ import annotations
 
-import math
-
-import opt_einsum
-
 from . import expr as E
-from .numeric import symbols_spec
+from .backend.cost import ASSUMED_SIZE, MEMORY_BOUND, dag_cost, dim_size, numel, own_cost  # noqa: F401
 
-# Size assumed for a dimension name when none is bound.
-ASSUMED_SIZE = 1000
 # Sums with more terms than this are never distributed (the work grows as a product).
 MAX_TERMS = 4
-# An element-wise pass (a sum of matrices, a function applied) is bound by
-# memory, not arithmetic: it costs this many flops of a BLAS product per entry.
-MEMORY_BOUND = 4
-
-
-def dim_size(dim, sizes: dict) -> int:
-    return dim if isinstance(dim, int) else sizes.get(dim, ASSUMED_SIZE)
-
-
-def numel(node: E.Node, sizes: dict) -> int:
-    return math.prod(dim_size(d, sizes) for d in node.shape)
-
-
-def own_cost(node: E.Node, sizes: dict) -> float:
-    """Flops to compute ``node`` from its children."""
-    if isinstance(node, E.Product):
-        if not node.factors:
-            return 0.0
-        shapes = [tuple(dim_size(node.dims[i], sizes) for i in idx) for _, idx in node.factors]
-        if len(node.factors) == 1:
-            return float(math.prod(shapes[0]) or 1)
-        spec = symbols_spec([idx for _, idx in node.factors], range(node.rank))
-        _, info = opt_einsum.contract_path(spec, *shapes, shapes=True, optimize="optimal"
-                                           if len(shapes) <= 4 else "greedy")
-        return float(info.opt_cost)
-    if isinstance(node, (E.Inv, E.Det, E.LogDet)):
-        return float(dim_size(node.arg.shape[0], sizes) ** 3)
-    if isinstance(node, (E.Var, E.Num, E.Zero, E.Ones, E.Delta)):
-        return 0.0
-    if isinstance(node, E.Sum):
-        return float(MEMORY_BOUND * numel(node, sizes) * len(node.terms))
-    return float(MEMORY_BOUND * max(numel(node, sizes),
-                                    numel(node.children()[0], sizes) if node.children() else 1))
-
-
-def dag_cost(node: E.Node, sizes: dict, cache: dict | None = None) -> float:
-    """Flops of the whole DAG, each shared subexpression counted once."""
-    cache = {} if cache is None else cache
-    total = 0.0
-    for n in E.walk(node):
-        if n not in cache:
-            cache[n] = own_cost(n, sizes)
-        total += cache[n]
-    return total
 
 
 def reassociate(node: E.Node, sizes: dict | None = None) -> E.Node:
