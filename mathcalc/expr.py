@@ -78,8 +78,8 @@ class Node:
         self._sym = self.rank == 2 and self._symmetric()
 
     def _symmetric(self) -> bool:
-        """Whether the matrix equals its transpose because a variable is declared
-        symmetric (see ``is_symmetric``); False unless a subclass knows better."""
+        """Whether the matrix equals its transpose by construction (see
+        ``is_symmetric``); False unless a subclass knows better."""
         return False
 
     @property
@@ -183,6 +183,9 @@ class Delta(Node):
     def __init__(self, dim: Dim):
         self.dim = dim
         self._init((dim, dim))
+
+    def _symmetric(self) -> bool:
+        return True  # δ(i,j) = δ(j,i): one orientation in every product
 
 
 # ---------------------------------------------------------------------------
@@ -386,19 +389,19 @@ class Norm2(_Unary):
 
 
 def _all_symmetric(mats) -> bool:
-    """Matrices each symmetric (a constant such as I counts), one through a declared variable."""
+    """Matrices each symmetric (square ones and zeros count), at least one of them not
+    a constant of that kind."""
     return any(m._sym for m in mats) and all(m._sym or _constant_symmetric(m) for m in mats)
 
 
 def _constant_symmetric(node: Node) -> bool:
-    return isinstance(node, Delta) or (isinstance(node, (Ones, Zero)) and node.rank == 2
-                                       and node.shape[0] == node.shape[1])
+    return isinstance(node, (Ones, Zero)) and node.rank == 2 and node.shape[0] == node.shape[1]
 
 
 def is_symmetric(node: Node) -> bool:
-    """Whether ``node`` is a matrix equal to its transpose by the structure of its
-    variables: S, inv(S), S + I, exp(S), c·S for S declared symmetric. (Only what
-    follows from a declaration: B*B' is symmetric too, but is not reported.)"""
+    """Whether ``node`` is a matrix equal to its transpose by construction: I, and
+    S, inv(S), S + I, exp(S), c·S for S declared symmetric. (Only what follows
+    from its parts: B*B' is symmetric too, but is not reported.)"""
     return node._sym
 
 
