@@ -277,12 +277,16 @@ def main():
 @click.option("--latex", "as_latex", is_flag=True, help="Print the derivative as LaTeX.")
 @click.option("--numpy", "as_numpy", is_flag=True,
               help="Print a standalone numpy function that evaluates the derivative.")
+@click.option("--code", "code_backend", default=None,
+              type=click.Choice(["numpy", "jax", "torch", "cupy", "dask"]),
+              help="Print a standalone function for this backend library (--numpy is --code numpy).")
 @click.option("--name", default=None, metavar="NAME",
               help="Name of the function printed by --numpy (default: df_dX).")
 @click.option("--check", "run_check", is_flag=True,
               help="Check the derivative against finite differences; exit 1 if it fails.")
 @structure_options
-def diff(expr, wrt, declared, order, as_latex, as_numpy, name, run_check, symmetric, spd):
+def diff(expr, wrt, declared, order, as_latex, as_numpy, name, run_check, symmetric, spd,
+         code_backend=None):
     """Differentiate EXPR with respect to X.
 
     Prints the derivative in matrix notation and its shape, which is
@@ -303,14 +307,15 @@ def diff(expr, wrt, declared, order, as_latex, as_numpy, name, run_check, symmet
     def body():
         f = _parsed(expr, declared, symmetric, spd)
         g = mc.diff(f, wrt, order=order)
-        if not (as_latex or as_numpy):
+        if not (as_latex or as_numpy or code_backend):
             click.echo(str(g))
             click.echo(f"shape: {format_shape(g.shape)}")
         if as_latex:
             click.echo(mc.latex(g))
-        if as_numpy:
+        backend = code_backend or ("numpy" if as_numpy else None)
+        if backend:
             fname = name or (f"df_d{wrt}" if order == 1 else f"d{order}f_d{wrt}{order}")
-            click.echo(mc.codegen(g, name=fname).rstrip("\n"))
+            click.echo(mc.codegen(g, name=fname, backend=backend).rstrip("\n"))
         if run_check:
             result = mc.check(f, wrt, order=order)
             _report_check(result)
