@@ -9,6 +9,7 @@ from .expression import Expr, spd, symmetric
 from .functions import register_function
 from .api import diff, grad, hessian, jacobian, latex, latex_derivation, parse
 from .lambdify import lambdify
+from .api import where
 from .codegen import codegen
 from .checking import check, equivalent
 from .sympy_interop import from_sympy
@@ -17,6 +18,6 @@ __all__ = [
     "Expr", "MathcalcError", "ParseError", "ShapeError", "DiffError",
     "parse", "diff", "grad", "jacobian", "hessian", "latex", "latex_derivation",
     "lambdify", "codegen", "check", "equivalent", "register_function", "from_sympy",
-    "symmetric", "spd",
+    "symmetric", "spd", "where",
 ]
 __version__ = "0.1.0"

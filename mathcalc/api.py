@@ -105,8 +105,26 @@ def latex(f, /, **shapes) -> str:
     """LaTeX for the expression (bold vectors and matrices with bold=True)."""
     from .printing.latex import to_latex
 
+    from .printing.where import Where
+
     bold = _option(shapes, "bold", False)
+    if isinstance(f, Where):  # the where-form's display (SPEC 7)
+        return f.latex(bold=bold)
     return to_latex(as_expr(f, shapes).node, bold=bold)
+
+
+@keywords_are_shapes()
+def where(f, /, **shapes):
+    """f with its repeated and long subexpressions named t1, t2, … (SPEC 7).
+
+    ``w.result`` is an Expr over the temporaries, ``w.definitions`` lists
+    ``(name, Expr)`` in dependency order; ``str(w)`` reads back with ``parse``
+    (given the variables' shapes) to an expression equivalent to f, and
+    ``latex(w)`` is one aligned display.
+    """
+    from .printing.where import where as where_of
+
+    return where_of(as_expr(f, shapes))
 
 
 @keywords_are_shapes("bold")

@@ -1,0 +1,283 @@
+"""Where-forms (SPEC 7): a result with its repeated and long subexpressions named.
+
+``where_form(node)`` chooses what to name, as a careful person writing a
+derivation would, over the result's DAG (nodes are shared, so "used more than
+once" is a property of the DAG, not of the printed text):
+
+1. **Repeated subexpressions.** A node used by two or more parents in the DAG
+   is named when its form (with the names already chosen in it) is bigger
+   than a variable or its transpose: not ``x``, ``A'``, ``-x``, ``2*x``,
+   ``ones(n)``. Nodes are taken children first, so a name's definition uses
+   the names of its own repeated parts (``t2 = tanh(W_2*t1)``).
+2. **Long lines.** While a line (the result, or a definition) is longer than
+   ``LINE_WIDTH`` characters, its longest part that fits on a line (else its
+   longest part) is named, so a temporary used once is made only where it
+   shortens a line.
+
+Only parts with a matrix form are named (a definition must read back); the
+names are ``t1, t2, …`` in dependency order (each definition uses only
+earlier names), skipping any name of a variable or dimension of the result,
+and any whose LaTeX (``t_{1}``) would look like a variable's.
+
+On the deep chain ``sum(tanh(W_k*…tanh(W_1*x)))`` the derivative by ``W_1``
+holds each layer's ``tanh(...)`` twice (forward value and local derivative):
+each becomes one short definition, so the printed length grows linearly in
+k where the plain text grows as k².
+
+``Where`` is what ``mathcalc.where`` returns; ``where_text`` and
+``where_latex`` print any such form (``mathcalc.explain`` reuses them).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from .. import expr as E
+from . import mast as M
+from .matrix import measure, render
+from .recognise import _NoMatrixForm, _Recogniser
+
+LINE_WIDTH = 72
+# A part shorter than this is never named to shorten a line: t12 saves nothing.
+MIN_SPLIT = 16
+
+
+# ---------------------------------------------------------------------------
+# Choosing what to name
+
+
+def where_form(node: E.Node, avoid=(), width: int = LINE_WIDTH) -> tuple:
+    """``(result, definitions)``: ``node`` with its repeated and long parts replaced by
+    temporaries, and ``[(name, definition), …]`` in dependency order (nodes both).
+
+    ``avoid`` are more names the temporaries must not take (the variables an
+    Expr keeps that dropped out of ``node``).
+    """
+    order = E.walk(node)
+    chooser = _Chooser(order, _taken(order, avoid))
+    chooser.name_repeated(node)
+    chooser.name_long_lines(node, width)
+    return chooser.form(node)
+
+
+def _taken(order, avoid) -> set:
+    """Names a temporary may not take: variables and dimension names, and ``avoid``."""
+    taken = set(avoid)
+    for n in order:
+        if isinstance(n, E.Var):
+            taken.add(n.name)
+        taken.update(d for d in n.shape if isinstance(d, str))
+    return taken
+
+
+def temporary_names(taken) -> "itertools.Iterator[str]":
+    """``t1, t2, …`` without the names in ``taken`` or names that print alike in LaTeX."""
+    from .latex import latex_name
+
+    looks = {latex_name(name) for name in taken}
+    for k in itertools.count(1):
+        name = f"t{k}"
+        if name not in taken and latex_name(name) not in looks:
+            yield name
+
+
+class _Chooser:
+    def __init__(self, order: list, taken: set):
+        self.order = order  # children first
+        self.position = {n: k for k, n in enumerate(order)}
+        self.uses: dict = {}
+        for n in order:
+            for child in n.children():
+                self.uses[child] = self.uses.get(child, 0) + 1
+        self.taken = taken
+        self.named: dict = {}  # node -> placeholder Var (renamed t1, t2, … at the end)
+        self.recogniser = _Recogniser()
+        self.recogniser.avoid = frozenset(taken)
+        self._subst: dict = {}
+
+    # -- the forms with the names chosen so far ------------------------------
+
+    def definition(self, n: E.Node) -> E.Node:
+        """``n`` with each named part below it replaced by its temporary."""
+        kids = n.children()
+        if not kids:
+            return n
+        new = [self.reference(k) for k in kids]
+        if all(a is b for a, b in zip(new, kids)):
+            return n
+        return E.rebuild(n, new)
+
+    def reference(self, n: E.Node) -> E.Node:
+        """What stands for ``n`` in its parents: its temporary, or its definition."""
+        var = self.named.get(n)
+        if var is not None:
+            return var
+        found = self._subst.get(n)
+        if found is None:
+            found = self._subst[n] = self.definition(n)
+        return found
+
+    def _forget(self) -> None:
+        self._subst.clear()
+
+    def ast(self, n: E.Node):
+        """The matrix form of ``n``'s definition, or None (no matrix form, or order > 2)."""
+        if n.rank > 2:
+            return None
+        try:
+            return self.recogniser.matrix(self.definition(n))
+        except _NoMatrixForm:
+            return None
+
+    # -- step 1 --------------------------------------------------------------
+
+    def name_repeated(self, root: E.Node) -> None:
+        for n in self.order:  # children first: the forms below are final
+            if n is root or self.uses.get(n, 0) < 2 or not n.children():
+                continue
+            ast = self.ast(n)
+            if ast is not None and not _small(ast):
+                self._name(n)
+
+    def _name(self, n: E.Node) -> None:
+        self.named[n] = E.Var(f"_t{len(self.named)}", n.shape)
+        self._forget()
+
+    # -- step 2 --------------------------------------------------------------
+
+    def name_long_lines(self, root: E.Node, width: int) -> None:
+        while True:
+            for line in [root] + sorted(self.named, key=self.position.get):
+                ast = self.ast(line)
+                if ast is None or len(render(ast)) <= width:
+                    continue
+                part = self._longest_part(line, width, len(render(ast)))
+                if part is not None:
+                    self._name(part)
+                    break  # the names changed: measure every line again
+            else:
+                return
+
+    def _longest_part(self, line: E.Node, width: int, length: int):
+        """The part of ``line``'s definition to name: the longest that fits in ``width``,
+        else the longest; parts named already are not looked into."""
+        best_fit, best_fit_len, best, best_len = None, 0, None, 0
+        stack, seen = list(line.children()), set()
+        while stack:
+            n = stack.pop()
+            if n in seen or n in self.named:
+                continue
+            seen.add(n)
+            stack.extend(n.children())
+            if not n.children():
+                continue
+            ast = self.ast(n)
+            if ast is None or _small(ast):
+                continue
+            size = len(render(ast))
+            if size < MIN_SPLIT or size >= length - 4:
+                continue
+            key = (size, -self.position[n])  # deterministic among equal lengths
+            if size <= width and key > (best_fit_len, -self.position.get(best_fit, 0)):
+                best_fit, best_fit_len = n, size
+            if key > (best_len, -self.position.get(best, 0)):
+                best, best_len = n, size
+        return best_fit if best_fit is not None else best
+
+    # -- the result ------------------------------------------------------------
+
+    def form(self, root: E.Node) -> tuple:
+        """Rename the placeholders t1, t2, … in dependency order; (result, definitions)."""
+        ordered = sorted(self.named, key=self.position.get)  # children before parents
+        names = temporary_names(self.taken)
+        final = {n: E.Var(next(names), n.shape) for n in ordered}
+        self.named = final
+        self._forget()
+        definitions = [(final[n].name, self.definition(n)) for n in ordered]
+        return self.definition(root) if root not in final else final[root], definitions
+
+
+def _small(ast) -> bool:
+    """No bigger than a variable or its transpose: a leaf, possibly negated or
+    transposed, or a number or scalar times one (``2*x``, ``x/2``, ``a*x``)."""
+    while isinstance(ast, (M.Neg, M.Transpose)):
+        ast = ast.arg
+    if isinstance(ast, M.Leaf):
+        return True
+    if isinstance(ast, M.Scaled):
+        parts = ast.items() + tuple(ast.divisors)
+        return all(isinstance(p, M.Leaf) for p in parts) and measure(ast)[0] <= 3
+    return False
+
+
+# ---------------------------------------------------------------------------
+# The object and its printers
+
+
+class Where:
+    """A result with named temporaries: ``result`` (an Expr over the temporaries) and
+    ``definitions`` (``[(name, Expr), …]``, each using only earlier names).
+
+    ``str(w)`` is ``RESULT where t1 = …; t2 = …``, which ``mathcalc.parse`` reads
+    back (with the variables' shapes) to an expression equivalent to the
+    original; ``mathcalc.latex(w)`` is one aligned display.
+    """
+
+    __slots__ = ("result", "definitions")
+
+    def __init__(self, result, definitions):
+        self.result = result
+        self.definitions = list(definitions)
+
+    def __str__(self) -> str:
+        return where_text(self.result, self.definitions)
+
+    def text(self, multiline: bool = False) -> str:
+        """``str(w)``, or with ``multiline`` one line each (it reads back the same)."""
+        return where_text(self.result, self.definitions, multiline)
+
+    def __repr__(self) -> str:
+        return f"Where({str(self)!r})"
+
+    def latex(self, bold: bool = False) -> str:
+        return where_latex(self.result.node, [(n, d.node) for n, d in self.definitions], bold)
+
+    def _repr_latex_(self) -> str:
+        return "$$" + self.latex() + "$$"
+
+    @property
+    def shape(self) -> tuple:
+        return self.result.shape
+
+
+def where_text(result, definitions, multiline: bool = False) -> str:
+    """``RESULT where t1 = …; t2 = …`` (Exprs); ``multiline``: one line each."""
+    head = str(result)
+    if not definitions:
+        return head
+    lines = [f"{name} = {d}" for name, d in definitions]
+    if multiline:
+        return head + "\nwhere\n" + "\n".join("  " + line for line in lines)
+    return head + " where " + "; ".join(lines)
+
+
+def where_latex(result: E.Node, definitions, bold: bool = False) -> str:
+    """The result, then ``where`` and the definitions aligned at their ``=`` (nodes)."""
+    from .latex import latex_name, to_latex
+
+    head = to_latex(result, bold=bold)
+    if not definitions:
+        return head
+    rows = r" \\ ".join(f"{latex_name(name, bold and d.rank > 0)} &= {to_latex(d, bold=bold)}"
+                        for name, d in definitions)
+    return (rf"\begin{{aligned}} & {head} \\ & \text{{where}} \\ "
+            rf"& \quad \begin{{aligned}} {rows} \end{{aligned}} \end{{aligned}}")
+
+
+def where(expr) -> Where:
+    """The where-form of an Expr (``mathcalc.where`` parses text first)."""
+    from ..expression import Expr
+
+    env = expr.variables
+    result, definitions = where_form(expr.node, avoid=tuple(env))
+    return Where(Expr(result, env), [(name, Expr(d, env)) for name, d in definitions])
