@@ -104,7 +104,6 @@ def hessian(f, wrt: str, /, **shapes) -> Expr:
 def latex(f, /, **shapes) -> str:
     """LaTeX for the expression (bold vectors and matrices with bold=True)."""
     from .printing.latex import to_latex
-
     from .printing.where import Where
 
     bold = _option(shapes, "bold", False)
