@@ -12,12 +12,16 @@ KATEX_VERSION := 0.16.22
 KATEX_DIR     := .katex
 KATEX_STAMP   := $(KATEX_DIR)/.installed-$(KATEX_VERSION)
 
-.PHONY: run test bench setup katex clean distclean
+.PHONY: run serve test bench setup katex chromium clean distclean
 
 run: setup
 	$(PY) examples/neuron.py
 
-test: setup katex
+# The page (SPEC section 10) on http://127.0.0.1:8765/ until Ctrl-C; SERVE_ARGS="--port 0 --open".
+serve: setup
+	$(VENV)/bin/mathcalc serve $(SERVE_ARGS)
+
+test: setup katex chromium
 	$(PY) -m pytest
 
 # The bench extra (threadpoolctl, jax, torch) is large: installed only by `make bench`.
@@ -55,6 +59,27 @@ katex:
 		echo "warning: node is installed but npm is not: KaTeX cannot be installed into $(KATEX_DIR)/," \
 			"and the KaTeX rendering tests will FAIL (they are skipped only when node is absent)." \
 			"Install npm, or put KaTeX in $(KATEX_DIR)/node_modules/katex or \$$MATHCALC_KATEX_DIR."; \
+	fi
+
+# Chromium for the browser tests of the page (tests/test_browser.py, driven by
+# Playwright with the system's browser: Playwright's own download is never used).
+# Installed with apt where it is missing and we are root (or have sudo without a
+# password); elsewhere the browser tests skip and say so.
+chromium:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
+		:; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+		echo "note: chromium not found and apt-get is not available: the browser tests will be skipped"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian's chromium for the browser tests (apt-get)"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+			|| echo "warning: apt-get could not install chromium: the browser tests will be skipped"; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+		echo "installing Debian's chromium for the browser tests (sudo apt-get)"; \
+		(sudo -n apt-get update -qq && sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+			|| echo "warning: apt-get could not install chromium: the browser tests will be skipped"; \
+	else \
+		echo "note: chromium not found (install it: apt-get install chromium): the browser tests will be skipped"; \
 	fi
 
 $(KATEX_STAMP):

@@ -8,7 +8,9 @@ Routes:
   structure) and the server's limits;
 - ``POST /api/diff``: the derivative (SPEC 10's request and answer);
 - ``POST /api/check``: the finite-difference check of that derivative (the page's button);
-- ``POST /api/shapes``: the inferred shapes (shown next to the input as one types).
+- ``POST /api/shapes``: the inferred shapes (shown next to the input as one types, so
+  text that does not parse yet, its normal case, answers 200 with ``{"error": ...}``;
+  a body that is not JSON is still 400).
 
 Every POST body is read up to 64 KB and answered 413 beyond, before any
 parsing; the work runs in the bounded process pool of pool.py with the time
@@ -156,10 +158,13 @@ def _endpoint(kind: str):
             data = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError) as err:
             return _error(400, "MathcalcError", f"the request body is not JSON: {err}"[:300])
+        # /api/shapes runs as one types: text that does not parse yet is its normal
+        # case, answered 200 with the error (not a failed request).
+        bad_input = 200 if kind == "shapes" else 400
         try:
             job = job_from(data, kind)
         except work.mc.MathcalcError as err:
-            return SafeJSON({"error": work.error_json(err)}, status_code=400)
+            return SafeJSON({"error": work.error_json(err)}, status_code=bad_input)
         pool: P.Pool = request.app.state.pool
         try:
             answer = await pool.run(kind, job)
@@ -170,7 +175,7 @@ def _endpoint(kind: str):
         except P.PoolError as err:
             return _error(500, "InternalError", f"a bug in mathcalc, please report it: {err}")
         if "error" in answer:
-            return SafeJSON(answer, status_code=400)
+            return SafeJSON(answer, status_code=bad_input)
         return SafeJSON(answer["ok"], headers={"cache-control": "no-store"})
 
     endpoint.__name__ = f"api_{kind}"

@@ -115,10 +115,13 @@
 
   function setStatus(text) { $("status").textContent = text; }
 
-  function showOptional(mathEl, textEl, tex, text, note) {
-    typeset(mathEl, tex);
-    textEl.classList.toggle("note", !text);
-    textEl.textContent = text || note || "";
+  // #where and #steps: the display, the text, or a note saying why there is none.
+  function showOptional(name, tex, text, note) {
+    typeset($(name + "-math"), tex);
+    $(name + "-text").textContent = text || "";
+    $(name + "-note").textContent = text ? "" : (note || "");
+    const details = $(name + "-details");
+    if (details) details.hidden = !text;
   }
 
   function formatShape(shape) {
@@ -134,8 +137,8 @@
     typeset($("result"), data.derivation_latex || data.latex);
     $("result-text").textContent = data.result;
     $("result-shape").textContent = "shape " + formatShape(data.shape);
-    showOptional($("where-math"), $("where-text"), data.where_latex, data.where, notes.where);
-    showOptional($("steps-math"), $("steps-text"), data.steps_latex, data.steps, notes.steps);
+    showOptional("where", data.where_latex, data.where, notes.where);
+    showOptional("steps", data.steps_latex, data.steps, notes.steps);
     const code = $("code");
     code.classList.toggle("note", !data.code);
     code.textContent = data.code || notes.code || "";
@@ -207,7 +210,7 @@
     if (!expression.trim()) { $("inferred").textContent = ""; return; }
     const answer = await post("/api/shapes", { expression: expression, shapes: fields.shapes.value });
     if (seq !== shapesSeq) return;
-    if (answer.status === 200) {
+    if (answer.status === 200 && !answer.data.error) {
       showInferred(answer.data);
     } else {
       $("inferred").textContent = "\u2014 (" + ((answer.data.error || {}).kind || "error") + ")";
