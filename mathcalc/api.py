@@ -130,8 +130,25 @@ def where(f, /, **shapes):
 def latex_derivation(f, wrt: str, /, **shapes) -> str:
     """The whole statement ``\\frac{\\partial}{\\partial W} f = df`` as one display."""
     from .printing.latex import derivation_latex
+    from .printing.source import written_form
 
     bold = _option(shapes, "bold", False)
     f = as_expr(f, shapes)
     g = diff(f, wrt)
-    return derivation_latex(f.node, wrt, g.node, f.variables[wrt], bold=bold)
+    # f as the user wrote it (no reordering), the result simplified
+    return derivation_latex(f.node, wrt, g.node, f.variables[wrt], bold=bold,
+                            written=written_form(f, bold))
+
+
+@keywords_are_shapes()
+def explain(f, wrt: str, /, **shapes):
+    """The derivation of ∂f/∂wrt step by step, as Parr & Howard write it (SPEC 8).
+
+    ``ex.steps`` lists Step(name, definition, local); ``str(ex)`` and
+    ``ex.latex`` show the intermediate variables, the local derivatives, the
+    chain rule and the simplified result ``ex.result`` (equivalent to diff).
+    """
+    from .explain import explain_expr
+
+    f = as_expr(f, shapes)
+    return explain_expr(f, wrt, _wrt_shape(f, wrt))

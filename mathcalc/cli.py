@@ -284,9 +284,12 @@ def main():
               help="Name of the function printed by --numpy (default: df_dX).")
 @click.option("--check", "run_check", is_flag=True,
               help="Check the derivative against finite differences; exit 1 if it fails.")
+@click.option("--steps", "steps", is_flag=True,
+              help="Print the derivation step by step: intermediate variables, local "
+                   "derivatives, the chain rule, the result (first derivatives).")
 @structure_options
 def diff(expr, wrt, declared, order, as_latex, as_numpy, name, run_check, symmetric, spd,
-         code_backend=None):
+         code_backend=None, steps=False):
     """Differentiate EXPR with respect to X.
 
     Prints the derivative in matrix notation and its shape, which is
@@ -306,8 +309,12 @@ def diff(expr, wrt, declared, order, as_latex, as_numpy, name, run_check, symmet
 
     def body():
         f = _parsed(expr, declared, symmetric, spd)
+        if steps and order != 1:
+            raise mc.MathcalcError("--steps explains a first derivative; drop --order")
         g = mc.diff(f, wrt, order=order)
-        if not (as_latex or as_numpy or code_backend):
+        if steps:
+            click.echo(str(mc.explain(f, wrt)))
+        elif not (as_latex or as_numpy or code_backend):
             click.echo(str(g))
             click.echo(f"shape: {format_shape(g.shape)}")
         if as_latex:

@@ -69,6 +69,8 @@ def assert_derivative(f, wrt: str, expected, /, values: dict | None = None, seed
 
 
 def _show(e: Expr) -> str:
+    if e.source is not None:  # text the user gave: echoed as written, not reordered
+        return e.source.strip()
     try:
         return str(e)
     except Exception:  # a message must never fail to render; the debug form always works

@@ -49,25 +49,44 @@ def to_latex(node: E.Node, bold: bool = False) -> str:
     return printer.render_all(printer.recognise(node))
 
 
+class LatexString(str):
+    """LaTeX that a notebook renders as math (``_repr_latex_``); printed, ``str()``'d or
+    compared it is the LaTeX string itself."""
+
+    __slots__ = ()
+
+    def _repr_latex_(self) -> str:
+        return "$$" + str(self) + "$$"
+
+
 def derivation_latex(f_node: E.Node, wrt_name: str, g_node: E.Node, wrt_shape: tuple,
-                     bold: bool = False) -> str:
+                     bold: bool = False, written: tuple | None = None) -> LatexString:
     """``\\frac{\\partial}{\\partial W} \\left( f \\right) = g`` as one display.
 
     A single symbol f reads ``\\frac{\\partial f}{\\partial x} = g``; f is
     bracketed only where the operator's reach needs it (sums, products, a
     leading minus): ``\\frac{\\partial}{\\partial x} \\exp\\left( x \\right)``.
+    ``written`` is f as the user wrote it, ``(tex, loose, symbol, where)``
+    (printing/source.py): its LaTeX, whether it is a sum, product or leading
+    minus, whether it is a single symbol, and its definitions (`` \\quad
+    \\text{where } …``, after the result). Without it f is printed from its node.
     """
     printer = _Latex(bold)
     wrt = printer.name(wrt_name, len(wrt_shape) > 0)
-    f_ast = printer.recognise(f_node)
-    f_tex = printer.render_all(f_ast)
     g_tex = printer.render_all(printer.recognise(g_node))
-    if isinstance(f_ast, M.Leaf):
-        return rf"\frac{{\partial {f_tex}}}{{\partial {wrt}}} = {g_tex}"
-    if M.precedence(f_ast) <= M.NEG or id(f_ast) in printer.summed:
+    if written is not None:
+        f_tex, loose, symbol, where = written
+    else:
+        f_ast = printer.recognise(f_node)
+        f_tex, where = printer.render_all(f_ast), ""
+        symbol = isinstance(f_ast, M.Leaf)
+        loose = M.precedence(f_ast) <= M.NEG or id(f_ast) in printer.summed
+    if symbol:
+        return LatexString(rf"\frac{{\partial {f_tex}}}{{\partial {wrt}}} = {g_tex}{where}")
+    if loose:
         # The operator's reach: a sum, a product or a minus sign is bracketed.
         f_tex = rf"\left( {f_tex} \right)"
-    return rf"\frac{{\partial}}{{\partial {wrt}}} {f_tex} = {g_tex}"
+    return LatexString(rf"\frac{{\partial}}{{\partial {wrt}}} {f_tex} = {g_tex}{where}")
 
 
 def latex_name(name: str, bold: bool = False) -> str:
