@@ -442,9 +442,10 @@ def _statement_error(text: str, pos: int, token, kind: str, before: list, expect
     if expected == {"EQUALS"} and prev is not None and prev.type == "NAME":
         return _error(f"expected '=' after {str(prev)!r}: a where block defines names "
                       "(sum(u) where u = W*x + b)", text, pos)
-    if expected == {"NAME"} and prev is not None and prev.type in ("_WHERE", "_SEMI", "_NL"):
+    if expected == {"NAME"} and prev is not None:  # where a definition starts
         found = f", found {str(token)!r}" if token is not None else ""
-        return _error(f"expected a definition (name = expression) after {str(prev)!r}{found}",
+        after = repr(str(prev)) if prev.type in ("_WHERE", "_SEMI") else "the line break"
+        return _error(f"expected a definition (name = expression) after {after}{found}",
                       text, pos)
     if kind == "_NL":  # a line that could not continue the one before: read it so
         after = _tokens_from(text, token.end_pos)

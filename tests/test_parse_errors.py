@@ -197,7 +197,7 @@ TOKENS = ["x", "y", "A", "B", "a", "α", "λ", "Tx", "x2", "2", "0.5", ".5", "1e
           "(", ")", ",", " ", "\n", "exp(", "max(", "min(", "sum(", "tr(", "det(", "logdet(",
           "inv(", "norm1(", "norm2(", "diag(", "softmax(", "logsumexp(", "relu(", "eye", "I",
           "eye(3)", "ones(n)", "ones(2,3)", "zeros(m,n)", "vector(", "matrix(", "foo(", "$",
-          "\x00", "é", "→", "2x", "T", ".", "e", "E"]
+          "\x00", "é", "→", "2x", "T", ".", "e", "E", "=", ";", " where ", "u = ", "where"]
 
 DECLARED = st.sampled_from([{}, {"x": ("n",)}, {"A": ("m", "n"), "x": ("n",)},
                             {"a": (), "x": (3,), "A": (3, 3), "y": ("n",)},
