@@ -443,6 +443,12 @@ class CheckResult:
     def __str__(self) -> str:
         return self.message or repr(self)
 
+    def _repr_latex_(self) -> str:
+        """A notebook shows the verdict, the error and the derivative checked, as math."""
+        from .printing.notebook import check_latex
+
+        return check_latex(self)
+
 
 @keywords_are_shapes()
 def check(f, wrt: str, /, values: dict | None = None, seed: int = 0, order: int = 1,

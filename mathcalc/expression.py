@@ -68,9 +68,11 @@ class Expr:
         return f"Expr({str(self)!r}, shape={self.shape!r})"
 
     def _repr_latex_(self) -> str:
-        from .printing.latex import to_latex
+        """A notebook shows the math (parsed text as it was written) and the shape."""
+        from .printing.notebook import shape_latex
+        from .printing.source import expr_latex
 
-        return "$" + to_latex(self.node) + "$"
+        return "$" + expr_latex(self) + shape_latex(self.shape) + "$"
 
     def to_sympy(self):
         from .sympy_interop import to_sympy

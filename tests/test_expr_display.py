@@ -11,7 +11,7 @@ def test_repr_shows_matrix_notation_and_shape():
 def test_repr_latex_is_the_latex_in_dollars(render_all):
     g = mc.diff("sum(max(0, W*x + b))", "W", W=("m", "n"), x=("n",), b=("m",))
     shown = g._repr_latex_()
-    assert shown == "$" + mc.latex(g) + "$"
+    assert shown == "$" + mc.latex(g) + r" \quad \in \mathbb{R}^{m \times n}$"  # and the shape
     assert not render_all([shown.strip("$")], strict=True)
 
 

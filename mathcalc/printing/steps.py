@@ -23,6 +23,7 @@ from typing import NamedTuple
 from . import mast as M
 from .latex import _Latex, latex_name
 from .matrix import render
+from .notebook import shape_latex
 from .recognise import recognise
 
 # An intermediate's chain rule value in the steps' names is shown when its text
@@ -86,7 +87,7 @@ def _text_section(rows: list) -> list:
 
 def explanation_latex(ex) -> str:
     """One ``aligned`` display: a row per definition, local derivative, chain rule
-    line and the result; the sections are labelled with ``\\text``."""
+    line and the result, each with its shape; the sections are labelled with ``\\text``."""
     printer_names = {name: _partial_latex(p.top, p.bottom) for name, p in ex.placeholders.items()}
     titles = {"definition": "intermediate variables", "local": "local derivatives",
               "chain": "chain rule", "result": "result"}
@@ -101,7 +102,8 @@ def explanation_latex(ex) -> str:
         rows_tex.append(rf"& \text{{{titles[section]}}}")
         for row in part:
             rhs = " = ".join(_latex(form.node, printer_names) for form in row.forms)
-            rows_tex.append(f"{_lhs_latex(row.lhs)} &= {rhs}")
+            shape = shape_latex(row.shape) if row.shape is not None else ""
+            rows_tex.append(f"{_lhs_latex(row.lhs)} &= {rhs}{shape}")
     return r"\begin{aligned}" + r" \\ ".join(rows_tex) + r"\end{aligned}"
 
 

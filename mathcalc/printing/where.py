@@ -243,7 +243,9 @@ class Where:
         return where_latex(self.result.node, [(n, d.node) for n, d in self.definitions], bold)
 
     def _repr_latex_(self) -> str:
-        return "$$" + self.latex() + "$$"
+        from .notebook import shape_latex
+
+        return "$$" + self.latex() + shape_latex(self.shape) + "$$"
 
     @property
     def shape(self) -> tuple:
