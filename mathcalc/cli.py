@@ -287,9 +287,13 @@ def main():
 @click.option("--steps", "steps", is_flag=True,
               help="Print the derivation step by step: intermediate variables, local "
                    "derivatives, the chain rule, the result (first derivatives).")
+@click.option("--where", "with_where", is_flag=True,
+              help="Name the repeated and long subexpressions of the derivative t1, t2, ... "
+                   "(printed one definition a line, as text that parses back; with --latex "
+                   "one aligned display).")
 @structure_options
 def diff(expr, wrt, declared, order, as_latex, as_numpy, name, run_check, symmetric, spd,
-         code_backend=None, steps=False):
+         code_backend=None, steps=False, with_where=False):
     """Differentiate EXPR with respect to X.
 
     Prints the derivative in matrix notation and its shape, which is
@@ -302,6 +306,7 @@ def diff(expr, wrt, declared, order, as_latex, as_numpy, name, run_check, symmet
       mathcalc diff "x'*A*x" --wrt x
       mathcalc diff "x'*A*x" --wrt x --shape x=n --shape A=n,n --order 2
       mathcalc diff "sum(max(0, W*x + b))" --wrt W --latex
+      mathcalc diff "sum(tanh(W2*tanh(W1*x + b1) + b2))" --wrt W1 --where
       mathcalc diff "logdet(X)" --wrt X --numpy --name grad_logdet
       mathcalc diff "norm2(A*x - y)^2" --wrt x --check
       mathcalc diff "-logdet(S)/2 - (x - u)'*inv(S)*(x - u)/2" --wrt S --spd S
@@ -315,10 +320,10 @@ def diff(expr, wrt, declared, order, as_latex, as_numpy, name, run_check, symmet
         if steps:
             click.echo(str(mc.explain(f, wrt)))
         elif not (as_latex or as_numpy or code_backend):
-            click.echo(str(g))
+            click.echo(mc.where(g).text(multiline=True) if with_where else str(g))
             click.echo(f"shape: {format_shape(g.shape)}")
         if as_latex:
-            click.echo(mc.latex(g))
+            click.echo(mc.latex(mc.where(g) if with_where else g))
         backend = code_backend or ("numpy" if as_numpy else None)
         if backend:
             fname = name or (f"df_d{wrt}" if order == 1 else f"d{order}f_d{wrt}{order}")
