@@ -155,16 +155,18 @@ class Pool:
         started = await asyncio.gather(*(loop.run_in_executor(None, self._new_worker)
                                          for _ in range(self.workers)))
         for worker in started:
+            self._all.add(worker)
             self._idle.put_nowait(worker)
 
     def _new_worker(self) -> _Worker:
+        """A started worker (run in a thread: starting blocks); the caller, on the
+        event loop, records it, so that the set of workers is only touched there."""
         worker = _Worker(self._ctx, self.handler)
         try:
             worker.wait_ready(self.start_timeout)
         except BaseException:
             worker.kill()
             raise
-        self._all.add(worker)
         return worker
 
     async def close(self) -> None:
@@ -271,6 +273,7 @@ class Pool:
             if self._closed:
                 await loop.run_in_executor(None, fresh.stop)
             else:
+                self._all.add(fresh)
                 self._idle.put_nowait(fresh)
             return
 
