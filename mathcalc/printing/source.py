@@ -237,12 +237,12 @@ def _prod(term, args, bold, done):
     # A leading minus reads the same on the whole product: -0.5 logdet(S).
     text = first_piece.text if first_piece.level == NEG and not first.paren else \
         _operand(first, first_piece, NEG)
-    family = None
+    family, fraction = None, False
     run = int(not first_piece.scalar)  # non-scalar operands in the current run of one family
     for (op, _), arg, piece in zip(term.ops, term.args[1:], args[1:]):
         if op == "/":
             text = rf"\frac{{{text}}}{{{_arg(arg, piece)}}}"
-            family, run = None, int(run > 0)
+            family, run, fraction = None, int(run > 0), True
             continue
         operand = _operand(arg, piece, SUPERSCRIPT)
         new = "matmul" if op in _MATMUL else "elementwise"
@@ -254,6 +254,7 @@ def _prod(term, args, bold, done):
             run = int(run > 0)
         family = new
         run += int(not piece.scalar)
+        fraction = False
         symbol = _MATMUL.get(op, _ELEMENTWISE.get(op))
         if symbol:
             text = f"{text} {symbol} {operand}"
@@ -261,7 +262,8 @@ def _prod(term, args, bold, done):
             text = rf"{text} \cdot {operand}"
         else:
             text = f"{text} {operand}"
-    return _Piece(text, PRODUCT, _scalar(term))
+    # a chain that ends in / is one fraction: delimited like a call (∂/∂x \frac{x'Ax}{2})
+    return _Piece(text, CALL if fraction else PRODUCT, _scalar(term))
 
 
 def _call(term, args, bold, done):
