@@ -116,3 +116,13 @@ def test_my_derivation_example_passes_under_pytest():
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert re.search(r"\b4 passed, 1 xfailed\b", proc.stdout), proc.stdout
+
+
+def test_explain():
+    """The neuron, its loss and a 2-layer MLP explained step by step (SPEC 8)."""
+    out = run("explain.py")
+    assert out.count("the result equals mc.diff: True; finite-difference check: passed") == 3
+    assert "  u2 = max(0, u1)" in out and "∂u2/∂u1 = step(u1)" in out and "∂u1/∂w = x" in out
+    assert "  ∂f/∂w = step(w'*x + b)*x    shape (n,)" in out
+    assert "  u1 = W1*x + b1" in out and "∂u4/∂u1 = (∂u2/∂u1)'*(∂u4/∂u2)" in out
+    assert out.rstrip().endswith(r"\end{aligned}")
