@@ -57,7 +57,7 @@ def where_form(node: E.Node, avoid=(), width: int = LINE_WIDTH) -> tuple:
     chooser = _Chooser(order, _taken(order, avoid))
     chooser.name_repeated(node)
     chooser.name_long_lines(node, width)
-    return chooser.form(node)
+    return chooser.form(node, width)
 
 
 def _taken(order, avoid) -> set:
@@ -186,15 +186,47 @@ class _Chooser:
 
     # -- the result ------------------------------------------------------------
 
-    def form(self, root: E.Node) -> tuple:
-        """Rename the placeholders t1, t2, … in dependency order; (result, definitions)."""
+    def form(self, root: E.Node, width: int) -> tuple:
+        """(result, definitions) with the names t1, t2, … in dependency order.
+
+        With the final names (shorter than the placeholders) a temporary used
+        once may no longer be needed: one is put back where its line then fits.
+        """
+        self._rename()
+        self._drop_needless(root, width)
+        ordered = self._rename()
+        definitions = [(self.named[n].name, self.definition(n)) for n in ordered]
+        return self.definition(root), definitions
+
+    def _rename(self) -> list:
         ordered = sorted(self.named, key=self.position.get)  # children before parents
         names = temporary_names(self.taken)
-        final = {n: E.Var(next(names), n.shape) for n in ordered}
-        self.named = final
+        self.named = {n: E.Var(next(names), n.shape) for n in ordered}
         self._forget()
-        definitions = [(final[n].name, self.definition(n)) for n in ordered]
-        return self.definition(root) if root not in final else final[root], definitions
+        return ordered
+
+    def _drop_needless(self, root: E.Node, width: int) -> None:
+        while True:
+            users: dict = {}  # temporary -> the lines that use it, once per parent
+            for line in [root] + list(self.named):
+                for part in E.walk(self.definition(line)):
+                    for child in part.children():
+                        if isinstance(child, E.Var):
+                            users.setdefault(child, []).append(line)
+            for n in sorted(self.named, key=self.position.get, reverse=True):
+                var = self.named[n]
+                if len(users.get(var, ())) != 1:
+                    continue
+                (line,) = users[var]
+                del self.named[n]
+                self._forget()
+                ast = self.ast(line)
+                if ast is not None and len(render(ast)) <= width:
+                    break  # put back: the names changed, count again
+                self.named[n] = var
+                self._forget()
+            else:
+                return
 
 
 def _small(ast) -> bool:
