@@ -1,7 +1,7 @@
 """The server of `mathcalc serve` (SPEC section 10), over real HTTP to a real uvicorn.
 
-One server for the module (time limit 1.5 s, two workers): every status of the
-contract (200, 400 with each kind, 413, 503 and the server going on), answers
+One server for the module (two workers, the default 10 s limit; a second one
+with a 1.5 s limit for the 503 test): every status of the contract (200, 400 with each kind, 413, 503 and the server going on), answers
 checked for their mathematics (mc.equivalent against the closed form, not
 strings), a 10,000-deep expression, 50 concurrent requests each answered with
 its own derivative, the headers (CSP, nosniff), the escaping of echoed text,
@@ -33,7 +33,7 @@ from mathcalc.serve import pool as P  # noqa: E402
 from mathcalc.serve.request import Job, job_from, parse_shapes_text  # noqa: E402
 from serve_helpers import handler, running_server  # noqa: E402
 
-TIMEOUT = 1.5  # the server's time limit here (10 s by default)
+TIMEOUT = 1.5  # the time limit of the `short` server (10 s by default)
 # Slow for a reason, not by a planted sleep: a third derivative of a product of
 # ten matrices takes well over a minute; killed at TIMEOUT.
 SLOW = {"expression": "sum(exp(A*A*A*A*A*A*A*A*A*A))", "wrt": "A", "order": 3}
@@ -42,6 +42,14 @@ STATIC = Path(mc.__file__).resolve().parent / "serve" / "static"
 
 @pytest.fixture(scope="module")
 def server():
+    """The server as `mathcalc serve` runs it (10 s limit), with two workers."""
+    with running_server(workers=2) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def short():
+    """A server with a short time limit, for the 503 test."""
     with running_server(timeout=TIMEOUT, workers=2) as running:
         yield running
 
@@ -146,7 +154,9 @@ def test_where_steps_and_backends_follow_what_this_mathcalc_offers(client):
     info = client.get("/api/info").json()
     assert info["features"]["backends"][0] == "numpy"
     for backend in info["features"]["backends"]:
-        answer = diff(client, expression="x'*A*x", wrt="x", backend=backend).json()
+        r = diff(client, expression="x'*A*x", wrt="x", backend=backend)
+        assert r.status_code == 200, r.text
+        answer = r.json()
         assert answer["backend"] == backend
         if backend == "numpy" or answer["code"]:
             assert "def df_dx" in answer["code"] and f"import {backend}" in answer["code"]
@@ -292,7 +302,8 @@ def test_a_10000_deep_expression(client):
 # 503: the time limit, while other requests go on
 
 
-def test_a_request_past_the_time_limit_answers_503_and_others_go_on(server):
+def test_a_request_past_the_time_limit_answers_503_and_others_go_on(short):
+    server = short
     replaced = server.pool.replaced
 
     async def scenario():
