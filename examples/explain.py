@@ -34,8 +34,9 @@ def main() -> None:
         print(ex)
         same = mc.equivalent(ex.result, mc.diff(f, wrt))
         check = mc.check(f, wrt)
-        print(f"the result equals mc.diff: {same}; finite-difference check: "
-              f"{'passed' if check.ok else 'FAILED'} (max relative error {check.max_rel_error:.1e})")
+        verdict = "passed" if check.ok else "FAILED"
+        print(f"the result equals mc.diff: {same}; finite-difference check: {verdict} "
+              f"(max relative error {check.max_rel_error:.1e})")
         print()
     print("== the neuron's derivation in LaTeX")
     print(mc.explain("max(0, w·x + b)", "w", **NEURON).latex)

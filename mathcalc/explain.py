@@ -140,8 +140,11 @@ class Explanation:
 def explain_expr(f: Expr, wrt: str, wrt_shape: tuple) -> Explanation:
     """The Explanation of ∂f/∂wrt (``wrt`` a variable of f, of shape ``wrt_shape``)."""
     wrt_shape = tuple(wrt_shape)
-    named = _named_nodes(f.node, wrt)
-    names = _names(f.variables, len(named))
+    users = _user_definitions(f)
+    named = _named_nodes(f.node, wrt, users)
+    generated = iter(_names({**f.variables, **dict.fromkeys(users.values())},
+                            sum(n not in users for n in named)))
+    names = [users[n] if n in users else next(generated) for n in named]
     env = dict(f.variables)
     as_var = {}  # named node -> its Var
     steps, definitions = [], {}  # definitions: name -> node in earlier names
@@ -175,9 +178,23 @@ def explain_expr(f: Expr, wrt: str, wrt_shape: tuple) -> Explanation:
 # Which nodes are intermediate variables
 
 
-def _named_nodes(root: E.Node, wrt: str) -> list:
+def _user_definitions(f: Expr) -> dict:
+    """node -> name for the definitions in f's text (``u = W*x + b; …``, SPEC 7)."""
+    if not f.source:
+        return {}
+    from .errors import MathcalcError
+    from .parse import parse_program
+
+    try:
+        _, _, definitions = parse_program(f.source, f.declared())
+    except MathcalcError:  # f was parsed from it once: this does not happen
+        return {}
+    return {node: name for name, node in definitions}
+
+
+def _named_nodes(root: E.Node, wrt: str, users: dict) -> list:
     """The nodes that get a name, children before parents (f last); empty when f is
-    constant in X."""
+    constant in X. What the user named in f's text is named so here too."""
     order = [n for n in E.walk(root) if wrt in n.free_vars]
     if not order:
         return []
@@ -192,7 +209,7 @@ def _named_nodes(root: E.Node, wrt: str) -> list:
     for n in order:
         if _restates_variable(n):
             continue  # f = X or X' too: there is nothing to explain step by step
-        if n == root or _wants_name(n, uses.get(n, 0), parents.get(n, []), wrt):
+        if n == root or n in users or _wants_name(n, uses.get(n, 0), parents.get(n, []), wrt):
             named.append(n)
     return named
 
@@ -226,7 +243,7 @@ def _restates_variable(n: E.Node) -> bool:
 
 
 def _names(variables: dict, count: int) -> list:
-    """u1, u2, … (or the first stem whose names clash with no variable)."""
+    """u1, u2, … (or the first stem whose names clash with no variable or defined name)."""
     for stem in _STEMS:
         names = [f"{stem}{k}" for k in range(1, count + 1)]
         if not set(names) & set(variables):

@@ -143,6 +143,20 @@ def test_names_never_clash_with_variables():
     assert names == ["v1", "v2", "v3"]
 
 
+def test_the_users_definitions_name_their_steps():
+    """Names defined in the text (SPEC 7) are the intermediates' names; the others avoid them."""
+    text = "h = tanh(W1*x + b1)\ns = W2*h + b2\nsum(s .* s)"
+    ex = mc.explain(text, "W1")
+    assert [(s.name, str(s.definition)) for s in ex.steps] == [
+        ("u1", "W1*x + b1"), ("h", "tanh(u1)"), ("s", "W2*h + b2"), ("u2", "s .^ 2"),
+        ("u3", "sum(u2)")]
+    assert str(ex).splitlines()[0].startswith(
+        "f = sum(s .* s) where h = tanh(W1*x + b1); s = W2*h + b2, differentiated")
+    assert mc.equivalent(ex.result, mc.diff(text, "W1"))
+    ex = mc.explain("sum(max(0, u1)) where u1 = W*x + b", "W")
+    assert [s.name for s in ex.steps] == ["u1", "v1", "v2"]
+
+
 def test_no_step_depends_on_a_later_one():
     ex = mc.explain(MLP_LOSS, "W1", **MLP)
     seen = set(ex.f.variables)
@@ -198,7 +212,8 @@ def test_latex_is_one_aligned_display_with_the_steps():
     tex = mc.explain("max(0, w'*x + b)", "w", **NEURON).latex
     assert tex.startswith(r"\begin{aligned}") and tex.endswith(r"\end{aligned}")
     assert r"u_{2} &= \max\left( 0, u_{1} \right)" in tex
-    assert r"\frac{\partial u_{2}}{\partial u_{1}} &= \operatorname{step}\left( u_{1} \right)" in tex
+    assert (r"\frac{\partial u_{2}}{\partial u_{1}} &= "
+            r"\operatorname{step}\left( u_{1} \right)") in tex
     assert r"\frac{\partial u_{2}}{\partial u_{1}} \frac{\partial u_{1}}{\partial w}" in tex
 
 

@@ -201,8 +201,24 @@ def _shape_text(shape) -> str:
 
 
 def _source_text(f) -> str:
+    """f as the user wrote it, on one line; definitions in a where block after it."""
+    from .. import definitions as D
+    from ..errors import MathcalcError
+    from ..parse import parse_terms
+
     source = getattr(f, "source", None)
-    return " ".join(source.split()) if source else str(f)
+    if not source:
+        return str(f)
+    try:
+        tree = parse_terms(source)
+    except MathcalcError:  # it parsed once, when f was made: this does not happen
+        tree = None
+    if isinstance(tree, D.Program):
+        e = tree.expression
+        defs = "; ".join(f"{d.name} = {source[d.term.start:d.term.end]}"
+                         for d in tree.definitions)
+        source = f"{source[e.start:e.end]} where {defs}"
+    return " ".join(source.split())
 
 
 def _source_latex(f) -> str:
