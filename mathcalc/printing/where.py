@@ -10,7 +10,7 @@ once" is a property of the DAG, not of the printed text):
    ``ones(n)``. Nodes are taken children first, so a name's definition uses
    the names of its own repeated parts (``t2 = tanh(W_2*t1)``).
 2. **Long lines.** While a line (the result, or a definition) is longer than
-   ``LINE_WIDTH`` characters, its longest part that fits on a line (else its
+   ``LINE_WIDTH`` (80) characters, its longest part that fits on a line (else its
    longest part) is named, so a temporary used once is made only where it
    shortens a line.
 
@@ -37,7 +37,7 @@ from . import mast as M
 from .matrix import measure, render
 from .recognise import _NoMatrixForm, _Recogniser
 
-LINE_WIDTH = 72
+LINE_WIDTH = 80
 # A part shorter than this is never named to shorten a line: t12 saves nothing.
 MIN_SPLIT = 16
 
