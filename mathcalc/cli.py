@@ -429,7 +429,9 @@ def _array(prefix: str, value) -> str:
 def shapes(expr, declared, symmetric, spd):
     """Show the shape of every variable of EXPR, inferred or declared, and of EXPR itself.
 
-    One line per variable (x: (n,)), then the expression's shape. A bare
+    One line per variable (x: (n,)) with, indented below it, why it has that
+    shape (declared, forced by usage, or the naming convention), then the
+    expression's shape. A bare
     `mathcalc EXPR` does the same (name the command explicitly when EXPR is
     itself one of the command names).
 
@@ -441,10 +443,17 @@ def shapes(expr, declared, symmetric, spd):
     """
 
     def body():
+        from .shapes import readings
+
         f = _parsed(expr, declared, symmetric, spd)
+        # why each variable has its shape (SPEC 2: a reading never guesses silently)
+        why = readings(f.source, {name: f.variables[name] for name in declared}) \
+            if f.source is not None else {}
         for name, shape in f.variables.items():
             kind = f.structure.get(name)
             click.echo(f"{name}: {format_shape(shape)}" + (f" {kind}" if kind else ""))
+            if name in why:
+                click.echo(f"  {why[name]}")
         click.echo(f"(expression): {format_shape(f.shape)}")
 
     _run(body)

@@ -30,6 +30,7 @@ Kinds are bit flags so that a set of kinds is an int.
 from __future__ import annotations
 
 import collections
+import contextvars
 import itertools
 import unicodedata
 
@@ -456,8 +457,8 @@ class _Inference:
                 domain = preferred
             self.var_kind[name] = domain
             if name in not_scalar and name not in self.var_reason:
-                self.var_reason[name] = (f"not declared: {not_scalar[name]}, so it is not read "
-                                         f"as a scalar; a {KIND_WORDS[domain]}")
+                self.var_reason[name] = (f"not declared: {not_scalar[name]}, so it is a "
+                                         f"{KIND_WORDS[domain]}, not a scalar")
             if name not in self.var_reason:
                 if domain == preferred:
                     self.var_reason[name] = "not declared: " + _convention_words(name)
@@ -819,6 +820,10 @@ def infer_shapes(root: Term, text: str, declared: dict) -> dict:
     inference.build_constraints()
     inference.choose_kinds()
     inference.walk_dims()
+    collect = _READINGS.get()
+    if collect is not None:
+        for name in inference.var_order:
+            collect.setdefault(name, inference.var_reason[name])
     names = inference.dim_names()
     for term in iter_postorder(root):
         term.shape = inference.resolve(names, term.dims)
@@ -829,18 +834,24 @@ def infer_shapes(root: Term, text: str, declared: dict) -> dict:
     return env
 
 
+# Where readings() collects the reasons (a context variable: safe across threads).
+_READINGS: contextvars.ContextVar = contextvars.ContextVar("mathcalc_readings", default=None)
+
+
 def readings(text: str, declared: dict) -> dict:
     """Each variable of the text and why it has its shape, in words (``mathcalc shapes``).
 
-    ``declared`` maps names to normalised shapes, as ``infer_shapes`` takes
-    them. "declared as …", "its use in … makes it …", "… by convention", or
-    why the convention was overruled ("it is transposed in c' …, so it is not
-    read as a scalar"). Raises what parsing the text raises.
+    ``declared`` maps names to shapes as ``parse`` takes them. The reasons
+    are "declared as …", "its use in … makes it …", "… by convention", or
+    why the convention was overruled ("it is transposed in c' …, so it is a
+    column vector, not a scalar"). Raises what parsing the text raises.
     """
-    from .parse import parse_terms  # parse builds the tree from this module's Terms
+    from .parse import parse_text  # the parser builds the Terms this module reads
 
-    root = parse_terms(text)
-    inference = _Inference(root, text, declared)
-    inference.build_constraints()
-    inference.choose_kinds()
-    return {name: inference.var_reason[name] for name in inference.var_order}
+    found: dict = {}
+    token = _READINGS.set(found)
+    try:
+        parse_text(text, declared)
+    finally:
+        _READINGS.reset(token)
+    return found

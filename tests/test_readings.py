@@ -88,7 +88,7 @@ def test_readings_say_why():
     from mathcalc.shapes import readings
 
     why = readings("x'*A*x + c'*x", {})
-    assert "transposed" in why["c"] and "not read as a scalar" in why["c"]
+    assert "transposed" in why["c"] and "a column vector, not a scalar" in why["c"]
     why = readings("norm2(A*x - b)^2", {})
     assert "added to a column vector" in why["b"]
     assert "convention" in readings("max(0, w·x + b)", {})["b"]
@@ -102,3 +102,15 @@ def test_numbers_at_the_readings():
     rng = np.random.default_rng(0)
     A, x, c = rng.standard_normal((3, 3)), rng.standard_normal(3), rng.standard_normal(3)
     np.testing.assert_allclose(fn(A=A, x=x, c=c), (A + A.T) @ x + c)
+
+
+def test_cli_shapes_shows_the_readings():
+    from click.testing import CliRunner
+
+    from mathcalc.cli import main
+
+    out = CliRunner().invoke(main, ["shapes", "x'*A*x + c'*x"]).output.splitlines()
+    assert out[out.index("c: (n,)") + 1].strip().startswith("not declared: it is transposed in c'")
+    out = CliRunner().invoke(main, ["shapes", "W*x + b", "--shape", "W=3,4"]).output.splitlines()
+    assert out[out.index("W: (3, 4)") + 1].strip() == "declared as (3, 4)"
+    assert "b: (3,)" in out and "(expression): (3,)" == out[-1]
