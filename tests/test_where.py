@@ -260,3 +260,41 @@ def test_cli_where():
                             "--where", "--latex"], capture_output=True, text=True, timeout=120)
     assert latex.returncode == 0, latex.stderr
     assert r"\text{where}" in latex.stdout
+
+
+# ---------------------------------------------------------------------------
+# The generated code computes the same shared subexpressions once
+
+
+def _expanded(w) -> dict:
+    """Each temporary's definition with the earlier temporaries written out (nodes)."""
+    done: dict = {}
+    for name, d in w.definitions:
+        memo: dict = {}
+        for n in E.walk(d.node):
+            if isinstance(n, E.Var) and n.name in done:
+                memo[n] = done[n.name]
+            elif n.children():
+                kids = [memo[k] for k in n.children()]
+                memo[n] = n if all(a is b for a, b in zip(kids, n.children())) else E.rebuild(n, kids)
+            else:
+                memo[n] = n
+        done[name] = memo[d.node]
+    return done
+
+
+@pytest.mark.parametrize("case", ["mlp", "chain"])
+def test_repeated_temporaries_are_the_shared_nodes_of_the_generated_code(case):
+    lower = pytest.importorskip("mathcalc.backend.lower")
+    if not hasattr(lower, "shared_nodes"):
+        pytest.skip("mathcalc.backend.lower has no shared_nodes yet")
+    g = mc.diff(MLP_F, "W1", **MLP) if case == "mlp" else mc.diff(deep_chain(8), "W_1")
+    w = mc.where(g)
+    shared = set(lower.shared_nodes(g.node))
+    expanded = _expanded(w)
+    lines = [str(w.result)] + [str(d) for _, d in w.definitions]
+    repeated = [name for name, _ in w.definitions
+                if sum(names_in(line).count(name) for line in lines) >= 2]
+    assert repeated
+    for name in repeated:
+        assert expanded[name] in shared, name
