@@ -30,7 +30,7 @@ from __future__ import annotations
 from .errors import ParseError
 from .shapes import Term, iter_postorder
 
-MAX_EXPANDED_TERMS = 100_000
+MAX_EXPANDED_TERMS = 50_000  # about what MAX_LENGTH allows a text without definitions
 RESERVED = {"I": "the identity matrix", "eye": "the identity matrix",
             "vector": "vector(c) fills a vector", "matrix": "matrix(c) fills a matrix"}
 
