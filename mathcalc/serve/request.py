@@ -18,6 +18,9 @@ import difflib
 import re
 from dataclasses import dataclass, field
 
+import click
+
+from ..cli import parse_shape_spec
 from ..errors import MathcalcError
 
 MAX_ORDER = 8
@@ -158,22 +161,13 @@ def parse_shapes_text(text: str) -> tuple[dict, dict]:
         if name in shapes:
             raise ShapesTextError(f"{name!r} is given a shape twice", flat, column)
         kind = _STRUCTURED.match(dims)
-        if kind:
-            dims = kind.group(2)
-        if dims.startswith("(") and dims.endswith(")"):
-            dims = dims[1:-1].strip()
-        parts = [p.strip() for p in dims.split(",")] if dims else []
-        if parts and parts[-1] == "":  # "n," as in a Python tuple
-            parts.pop()
-        shape = []
-        for p in parts:
-            if p.isdigit() and int(p) >= 1:
-                shape.append(int(p))
-            elif p.isidentifier():
-                shape.append(p)
-            else:
-                raise ShapesTextError(f"in {entry[:40]!r}: dimension {p[:20]!r} is neither a name "
-                                      "nor a positive integer", flat, column)
+        try:  # the dimensions are read as the command line's --shape reads them
+            _, shape = parse_shape_spec(f"{name}={kind.group(2) if kind else dims}")
+        except click.BadParameter as err:
+            raise ShapesTextError(err.message, flat, column) from None
+        if 0 in shape:
+            raise ShapesTextError(f"{name!r}: a dimension is a name or a positive integer, not 0",
+                                  flat, column)
         if kind:
             if len(shape) == 1:
                 shape = shape * 2  # spd(n) is n×n
@@ -181,8 +175,5 @@ def parse_shapes_text(text: str) -> tuple[dict, dict]:
                 raise ShapesTextError(f"{kind.group(1)}(…) takes one dimension, as in "
                                       f"{name}={kind.group(1)}(n)", flat, column)
             structure[name] = kind.group(1)
-        elif len(shape) > 2:
-            raise ShapesTextError(f"{name!r}: variables are scalars, vectors or matrices "
-                                  "(at most 2 dimensions)", flat, column)
         shapes[name] = tuple(shape)
     return shapes, structure
