@@ -102,7 +102,7 @@ def verdict(case, n: int, rec: dict, sizes) -> str:
         target = GRAD_TARGET if case.order == 1 else HESS_TARGET
         r = _ratio(rec)
         if r is None:
-            return f"≤ {target}×: n/a"
+            return f"≤ {target}×: NOT MET (no mathcalc figure: see its cell)"
         return f"{fmt_ratio(r)} ≤ {target}×: {'met' if r <= target else 'NOT MET'}"
     return ""
 

@@ -113,14 +113,15 @@ def _takes_no_arguments(fn) -> bool:
                for p in params)
 
 
-def _run_parse_bench(log) -> str:
-    """benchmarks/bench_parse.py (written by the parser's owner): its figure, or n/a."""
-    path = HERE / "bench_parse.py"
+def _run_script(name, log) -> str:
+    """A stand-alone benchmark script (bench_parse.py, bench_where.py: each written by the
+    owner of what it measures): what its entry point printed or returned, or n/a."""
+    path = HERE / name
     if not path.exists():
-        return "n/a — benchmarks/bench_parse.py does not exist yet."
+        return f"n/a — benchmarks/{name} does not exist."
     buf = io.StringIO()
     try:
-        spec = importlib.util.spec_from_file_location("bench_parse", path)
+        spec = importlib.util.spec_from_file_location(path.stem, path)
         mod = importlib.util.module_from_spec(spec)
         with contextlib.redirect_stdout(buf):
             spec.loader.exec_module(mod)
@@ -141,12 +142,12 @@ def _run_parse_bench(log) -> str:
         parts += [f"- {k}: {v}" for k, v in result.items()]
     elif isinstance(result, (list, tuple)):
         parts += [f"- {item}" for item in result]
-    elif result is not None:
+    elif result is not None and not isinstance(result, int):  # an int is an exit status
         parts.append(str(result))
     printed = buf.getvalue().strip()
     if printed and printed not in parts:
         parts.append("```\n" + printed + "\n```")
-    return "\n".join(parts) or "bench_parse.py ran and reported nothing."
+    return "\n".join(parts) or f"{name} ran and reported nothing."
 
 
 def _gpu_present() -> bool:
@@ -252,7 +253,7 @@ def main(argv=None) -> int:
 
         sections = []
         log("== parsing (benchmarks/bench_parse.py)")
-        sections += ["## Parsing", "", _run_parse_bench(log), ""]
+        sections += ["## Parsing", "", _run_script("bench_parse.py", log), ""]
         print("\n".join(sections[-4:]), flush=True)
 
         log("== derivation speed")
@@ -275,10 +276,15 @@ def main(argv=None) -> int:
         sections += ["## Derivation speed (issue 3 §5)", "", diff_text, ""]
         print("\n".join(sections[-4:]), flush=True)
 
+        log("== where-form length (benchmarks/bench_where.py)")
+        where_text = _run_script("bench_where.py", log)
+        sections += ["## Printed length as a where-form (SPEC 7)", "", where_text, ""]
+        print("\n".join(sections[-4:]), flush=True)
+
         # A derivation row that misses its target says NOT on its line.
         missed = [f"derivation: {ln.strip('|- ').split('|')[0].strip()}: "
                   + "; ".join(c.strip() for c in ln.split("|") if "NOT" in c)
-                  for ln in diff_text.splitlines() if "NOT" in ln]
+                  for ln in (diff_text + "\n" + where_text).splitlines() if "NOT" in ln]
         log("== numeric speed: numpy")
         import bench_numeric
 
