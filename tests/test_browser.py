@@ -258,6 +258,35 @@ def test_labels_and_keyboard(page, server):
     assert mc.equivalent(mc.parse(_derived(page), x=("n",)), mc.parse("2*x", x=("n",)))
 
 
+def test_shapes_are_inferred_as_one_types(page, server):
+    page.goto(server.url)
+    page.fill("#shapes", "A=m,n")
+    page.locator("#expression").press_sequentially("x'*A'*y")
+    page.wait_for_function("() => document.getElementById('inferred').textContent.includes('y: (m,)')")
+    assert page.text_content("#inferred") == "x: (n,) · A: (m, n) · y: (m,) · expression: ()"
+    assert page.is_hidden("#outputs")  # inferring does not derive
+
+
+def test_copy_buttons_copy_the_shown_results(browser, server):
+    context = browser.new_context()
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url.rstrip("/"))
+    page = context.new_page()
+    recorder = Recorder(page, server.url)
+    try:
+        page.goto(f"{server.url}?expression={quote('logdet(X)')}&wrt=X")
+        _derived(page)
+        for key, element in (("latex", None), ("result", "#result-text"), ("code", "#code")):
+            want = page.text_content(element) if element else mc.latex(mc.diff("logdet(X)", "X"))
+            assert want
+            page.click(f"button.copy[data-copy={key}]")
+            page.wait_for_function("async want => (await navigator.clipboard.readText()) === want",
+                                   arg=want)
+            assert page.text_content(f"button.copy[data-copy={key}]") == "Copied"
+        assert recorder.errors == [] and recorder.foreign() == []
+    finally:
+        context.close()
+
+
 def test_screenshot(page, server):
     page.goto(f"{server.url}?expression={quote('(max(0, w·x + b) - y)^2')}&wrt=w"
               f"&shapes={quote('w=n; x=n; b=; y=')}")
