@@ -6,9 +6,9 @@ against the library differentiating the same function written in it
 (``jax.jit(jax.grad(f))``, ``jax.jit(jax.hessian(f))``;
 ``torch.func.grad(f)``, ``torch.func.hessian(f)``). Both are checked against
 the hand-written numpy reference before they are timed, and timed in
-alternation. For jax, the first call of each (trace + XLA compile + one run,
-wall time) is reported too, and the compile time as first call minus one
-steady call.
+alternation. For jax, the compile time is reported too: the first call
+(trace + XLA compile + one run) minus one steady call, on the same clock
+(CPU time here, wall time on a GPU).
 
 The same machinery runs on a GPU (bench_gpu.py): ``Side`` objects put the
 data on a device in a dtype and synchronise after each call.
@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _cases import CASES, DENSE, STRUCTURED, check, label, mc_function, wrong  # noqa: E402
-from _common import (Timeout, fmt_ratio, fmt_time, md_table, short_error,  # noqa: E402
+from _common import (CLOCK, Timeout, fmt_ratio, fmt_time, md_table, short_error,  # noqa: E402
                      time_interleaved, time_limit)
 
 SIZES = (10, 100, 1000)
@@ -150,10 +150,10 @@ class CupySide:
 # One comparison
 
 
-def _first_call(call):
-    t0 = time.perf_counter()
+def _first_call(call, clock):
+    t0 = clock()
     out = call()
-    return out, time.perf_counter() - t0
+    return out, clock() - t0
 
 
 def compare(side, case, dims, vals, ref, dtype=np.float64, rtol=1e-6, clock=None, mem_limit=None,
@@ -183,7 +183,7 @@ def compare(side, case, dims, vals, ref, dtype=np.float64, rtol=1e-6, clock=None
             side.wrap(fn, args=args)
         try:
             with time_limit(300):
-                out, rec[f"{who}_first"] = _first_call(call)
+                out, rec[f"{who}_first"] = _first_call(call, clock or CLOCK)
                 check(out, ref, "mathcalc" if who == "mc" else side.lib, rtol=rtol, dtype=dtype)
             calls[who] = call
         except AssertionError as exc:
@@ -309,7 +309,8 @@ def report(log=print, sizes=SIZES, with_jax=True, with_torch=True):
                      "competitor: `jax.jit(jax.grad(f))` / `jax.jit(jax.hessian(f))` of the "
                      "same f in jax.numpy (benchmarks/_cases.py), positional arguments. "
                      "Median steady-state time per call (CPU time); compile = first call "
-                     "(trace + XLA compile + one run, wall time) minus one steady call. "
+                     "(trace + XLA compile + one run) minus one steady call, CPU time of "
+                     "this process, one sample. "
                      f"Targets: gradients ≤ {t['grad_max']}× the competitor; Hessians at "
                      f"least {t['hess_min'][DENSE]:g}× faster on dense problems and "
                      f"{t['hess_min'][STRUCTURED]:g}× on the structured one (matrix "
