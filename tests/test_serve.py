@@ -463,8 +463,11 @@ def test_pool_limits_time_memory_and_survives_a_dying_worker(loop):
 
 
 def test_mathcalc_serve_prints_its_url_and_stops_on_ctrl_c(mathcalc_script):
-    proc = subprocess.Popen([mathcalc_script, "serve", "--port", "0", "--workers", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Its own process group, which Ctrl-C in a terminal signals as a whole (server,
+    # fork server and workers alike).
+    proc = subprocess.Popen([mathcalc_script, "serve", "--port", "0", "--workers", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     try:
         line = proc.stdout.readline()
         found = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
@@ -472,7 +475,7 @@ def test_mathcalc_serve_prints_its_url_and_stops_on_ctrl_c(mathcalc_script):
         with httpx.Client(base_url=found.group(0), timeout=30) as c:
             r = c.post("/api/diff", json={"expression": "x'*A*x", "wrt": "x"})
             assert r.status_code == 200 and r.json()["result"] in ("(A + A')*x", "(A' + A)*x")
-        proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=20)
     finally:
         if proc.poll() is None:

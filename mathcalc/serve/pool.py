@@ -26,6 +26,7 @@ import asyncio
 import importlib
 import multiprocessing
 import os
+import signal
 import time
 from contextlib import suppress
 
@@ -54,6 +55,9 @@ class WorkerDied(PoolError):
 
 def _worker_main(conn, handler) -> None:
     """A worker: answer ("ok", value) or ("raised", repr) to each (task, payload) until None."""
+    # Ctrl-C in a terminal reaches the whole process group: the server shuts its
+    # workers down itself, so a worker does not die of it mid-task with a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     conn.send(("ready", os.getpid()))
     while True:
         try:
