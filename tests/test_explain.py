@@ -200,6 +200,18 @@ def test_explanation_claims_hold_on_every_identity(case):
     _check_claims(mc.explain(case["f"], case["wrt"], **case["shapes"]))
 
 
+SECOND_ORDER = [case for case in IDENTITIES if case["order"] == 2]
+
+
+@pytest.mark.parametrize("case", SECOND_ORDER, ids=lambda c: f"{c['f']} d2/d{c['wrt']}2")
+def test_explaining_a_gradient_gives_the_hessian(case):
+    """A Hessian explained: the derivation of the gradient's derivative."""
+    g = mc.diff(case["f"], case["wrt"], **case["shapes"])
+    ex = mc.explain(g, case["wrt"])
+    assert mc.equivalent(ex.result, mc.hessian(case["f"], case["wrt"], **case["shapes"]))
+    _check_claims(ex)
+
+
 def test_every_latex_display_renders_in_katex(render_all):
     displays = [mc.explain(c["f"], c["wrt"], **c["shapes"]).latex for c in FIRST_ORDER]
     displays.append(mc.explain(MLP_LOSS, "W1", **MLP).latex)
@@ -234,6 +246,20 @@ def test_explained_result_equals_diff_on_random_expressions(fw, seed):
     assert rel_error(got, want) < 1e-9, (repr(f), wrt, str(ex.result))
     str(ex)  # and it prints
     assert ex.latex.startswith(r"\begin{aligned}")
+
+
+def test_random_explanations_render_in_katex(render_all):
+    shown = []
+
+    @settings(P.SETTINGS, max_examples=30)
+    @given(fw=P.with_wrt(P.expressions()))
+    def collect(fw):
+        f, wrt = fw
+        shown.append(explain_expr(Expr(f, P.VARS), wrt, P.VARS[wrt]).latex)
+
+    collect()
+    errors = render_all(shown, strict=True)
+    assert not errors, "\n".join(map(str, errors[:5]))
 
 
 # ---------------------------------------------------------------------------
