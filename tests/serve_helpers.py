@@ -33,14 +33,12 @@ class Running:
 
 @contextlib.contextmanager
 def running_server(**options):
-    import uvicorn
-
     from mathcalc.serve.app import create_app
-    from mathcalc.serve.server import bind, url_of
+    from mathcalc.serve.server import bind, url_of, uvicorn_server
 
     sock = bind("127.0.0.1", 0)
     app = create_app(host="127.0.0.1", **options)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = uvicorn_server(app)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

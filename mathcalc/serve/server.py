@@ -38,18 +38,28 @@ def url_of(sock: socket.socket, host: str) -> str:
     return f"http://{shown}:{port}/"
 
 
+MAX_CONNECTIONS = 256  # beyond this uvicorn answers 503 itself: memory stays bounded
+
+
+def uvicorn_server(app, log_level: str = "warning"):
+    """The uvicorn server for the app: lifespan on (it starts and stops the worker pool),
+    a bounded number of connections, 5 s for requests in flight when stopped."""
+    import uvicorn
+
+    return uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="on",
+                                         limit_concurrency=MAX_CONNECTIONS,
+                                         timeout_graceful_shutdown=5))
+
+
 def run(host: str = "127.0.0.1", port: int = 8765, open_browser: bool = False,
         timeout: float = DEFAULT_TIMEOUT, workers: int | None = None, log_level: str = "warning",
         out=None) -> int:
     """Serve until interrupted; the exit status (0 after Ctrl-C, 1 if it could not start)."""
-    import uvicorn
-
     out = out or sys.stdout
     sock = bind(host, port)
     url = url_of(sock, host)
     app = create_app(timeout=timeout, workers=workers, host=host)
-    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="on",
-                                           timeout_graceful_shutdown=5))
+    server = uvicorn_server(app, log_level)
     print(f"mathcalc serve: {url}  (Ctrl-C stops it)", file=out, flush=True)
     if open_browser:
         threading.Timer(0.5, webbrowser.open, args=(url,)).start()
