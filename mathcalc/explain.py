@@ -14,6 +14,8 @@ on X; X itself never does):
   product in which X enters more than once (``x'*A*x``);
 - the operand of a nonlinear node (``W*x + b`` under ``tanh``) and a
   subexpression used more than once;
+- a subexpression the user named in f's text (``h = tanh(W1*x + b1); …``,
+  SPEC 7), under that name;
 - except what would only restate a variable (``x``, ``X'``): a linear
   block (sums and products, ``W2*u2 + b2``) is one step, not one per
   operator, so a network gets one intermediate for each layer's affine map
@@ -47,7 +49,8 @@ _NONLINEAR = (E.Apply, E.Pow, E.Max, E.Min, E.Inv, E.Det, E.LogDet, E.Softmax, E
               E.Norm1, E.Norm2)
 # Scalar functions that take a scalar nonlinear operand into their own step.
 _SCALAR_FUNCTIONS = (E.Apply, E.Pow)
-# Names tried for the intermediates, in order, until none clashes with a variable.
+# Names tried for the intermediates, in order, until none clashes with a variable or a
+# name defined in f's text.
 _STEMS = ("u", "v", "z", "q", "u_")
 
 
@@ -68,7 +71,7 @@ class Step(NamedTuple):
     local: dict
 
 
-class Term(NamedTuple):
+class ChainTerm(NamedTuple):
     """One term of the chain rule for ∂f/∂``target``: through ``consumer``."""
 
     consumer: str  # the step built from target
@@ -352,7 +355,7 @@ def _chain(steps: list, f_shape: tuple, wrt: str, shapes: dict, placeholders: di
                 sym = jacobian and adjoint and _contract(adjoint, f_rank, jacobian, c_rank)
                 loc = adjoint and _contract(adjoint, f_rank, local, c_rank)
                 part = _contract(values[c.name], f_rank, local, c_rank)
-            terms.append(Term(c.name, sym and simplify(sym), loc and simplify(loc)))
+            terms.append(ChainTerm(c.name, sym and simplify(sym), loc and simplify(loc)))
             parts.append(part)
         values[target], sizes[target] = E.add(*parts), size
         # Simplified only where it is shown: on a deep network each value holds the
