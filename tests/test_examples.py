@@ -41,7 +41,8 @@ SCRIPTS = sorted(p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith(
 
 
 def test_the_expected_examples_exist():
-    assert {"neuron.py", "logistic_newton.py", "mlp_backprop.py", "gaussian_mle.py"} <= set(SCRIPTS)
+    assert {"neuron.py", "logistic_newton.py", "mlp_backprop.py", "gaussian_mle.py",
+            "gaussian_covariance.py"} <= set(SCRIPTS)
     assert (EXAMPLES / "test_my_derivation.py").exists()
 
 
@@ -107,6 +108,24 @@ def test_gaussian_mle():
     assert float(norms["m"]) < 1e-8 and float(norms["S"]) < 1e-8
     assert "not a stationary point" in out
     assert "the gradient vanishes at the MLE: verified" in out
+
+
+def test_gaussian_covariance():
+    """The MLE covariance by Newton's method with S declared spd (SPEC 6)."""
+    out = run("gaussian_covariance.py")
+    printed = re.search(r"^gradient dL/dS = (.+?)    shape", out, re.M).group(1)
+    assert "inv(S)'" not in printed and "S'" not in printed  # symmetric: no transposes of S
+    shapes = dict(S=mc.spd("n"), X=("n", "N"), u=("n",), k=())
+    closed = "(inv(S)*(X - u*ones(N)')*(X - u*ones(N)')'*inv(S) - k*inv(S))/2"
+    assert mc.equivalent(mc.parse(printed, **shapes), mc.parse(closed, **shapes)), printed
+    assert "structure: {'S': 'spd'}" in out
+    assert "agree with finite differences along symmetric directions" in out
+    iterations = int(re.search(r"Newton converged in (\d+) iterations", out).group(1))
+    assert iterations <= 15
+    norms = [float(v) for v in re.findall(r"\|G\| = ([0-9.e+-]+)", out)]
+    assert norms[-1] < 1e-7 and norms[-2] < 1e-2 and norms[0] > 1  # quadratic at the end
+    assert "the estimate is symmetric: True" in out
+    assert "the estimate equals the sample covariance (X - u)(X - u)'/N: True" in out
 
 
 def test_my_derivation_example_passes_under_pytest():
