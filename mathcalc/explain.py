@@ -128,9 +128,11 @@ class Explanation:
 
     @property
     def latex(self) -> str:
+        """One aligned display (a LatexString: shown alone in a notebook, it renders)."""
+        from .printing.latex import LatexString
         from .printing.steps import explanation_latex
 
-        return explanation_latex(self)
+        return LatexString(explanation_latex(self))
 
     def __repr__(self) -> str:
         names = ", ".join(s.name for s in self.steps)
