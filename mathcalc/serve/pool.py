@@ -147,6 +147,7 @@ class Pool:
         self._idle: asyncio.Queue | None = None
         self._all: set[_Worker] = set()
         self._waiting = 0
+        self._tasks: set[asyncio.Future] = set()  # replacements under way
         self._closed = False
         self.replaced = 0  # workers killed and replaced (time limit, memory, crash)
 
@@ -205,7 +206,10 @@ class Pool:
             if healthy:
                 self._idle.put_nowait(worker)
             else:  # timed out, too large, died, or the request was cancelled mid-task
-                asyncio.ensure_future(self._replace(worker))
+                # Held until done: the event loop keeps only a weak reference to a task.
+                task_ = asyncio.ensure_future(self._replace(worker))
+                self._tasks.add(task_)
+                task_.add_done_callback(self._tasks.discard)
         tag, value = reply
         if tag == "raised":
             raise PoolError(f"the derivation failed inside its worker: {value}")
