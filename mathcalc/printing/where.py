@@ -91,6 +91,9 @@ class _Chooser:
                 self.uses[child] = self.uses.get(child, 0) + 1
         self.taken = taken
         self.named: dict = {}  # node -> placeholder Var (renamed t1, t2, … at the end)
+        # a long product P -> (Q, the factors of P in Q, Q's labels in P): P is printed
+        # as Q's temporary times the other factors
+        self.split: dict = {}
         self.recogniser = _Recogniser()
         self.recogniser.avoid = frozenset(taken)
         self._subst: dict = {}
@@ -99,6 +102,12 @@ class _Chooser:
 
     def definition(self, n: E.Node) -> E.Node:
         """``n`` with each named part below it replaced by its temporary."""
+        split = self.split.get(n)
+        if split is not None and split[0] in self.named:  # a long product, in two
+            q, inside, labels = split
+            rest = [(self.reference(f), idx) for k, (f, idx) in enumerate(n.factors)
+                    if k not in inside]
+            return E.product([(self.named[q], labels)] + rest, tuple(range(n.rank)), coef=n.coef)
         kids = n.children()
         if not kids:
             return n
@@ -155,8 +164,55 @@ class _Chooser:
                 if part is not None:
                     self._name(part)
                     break  # the names changed: measure every line again
+                if isinstance(line, E.Product) and line not in self.split and \
+                        self._split_product(line, width, len(render(ast))):
+                    break
             else:
                 return
+
+    def _split_product(self, p: E.Product, width: int, length: int) -> bool:
+        """Name a part of a long product that is not a node of its own (a product's
+        factors are one node: ``W_6*diag(…)*W_5*…``): the connected group of factors
+        with at most two free indices whose form is the longest that fits in
+        ``width`` (else the longest). False when no group will do."""
+        factors = p.factors
+        count: dict = {}
+        for _, idx in factors:
+            for label in idx:
+                count[label] = count.get(label, 0) + 1
+        outputs = set(range(p.rank))
+        best = None  # (fits, size, -len(group)), group, q, labels
+        for group in _connected_groups(factors, outputs):
+            inside: dict = {}
+            for k in group:
+                for label in factors[k][1]:
+                    inside[label] = inside.get(label, 0) + 1
+            labels = tuple(sorted(l for l in inside if l in outputs or inside[l] < count[l]))
+            if len(labels) > 2:
+                continue
+            q = E.product([factors[k] for k in group], labels)
+            if not isinstance(q, E.Product) or q in self.named:
+                continue
+            ast = self.ast(q)
+            if ast is None or _small(ast):
+                continue
+            size = len(render(ast))
+            if size < MIN_SPLIT or size >= length - 4:
+                continue
+            key = (size <= width, size, -len(group))
+            if best is None or key > best[0]:
+                best = (key, frozenset(group), q, labels)
+        if best is None:
+            return False
+        _, group, q, labels = best
+        self.position[q] = self.position[p] - 0.5  # after its factors, before p
+        self.split[p] = (q, group, labels)
+        self._name(q)
+        if self.ast(p) is None:  # no matrix form in two parts: leave p whole
+            del self.split[p], self.named[q]
+            self._forget()
+            return False
+        return True
 
     def _longest_part(self, line: E.Node, width: int, length: int):
         """The part of ``line``'s definition to name: the longest that fits in ``width``,
@@ -227,6 +283,33 @@ class _Chooser:
                 self._forget()
             else:
                 return
+
+
+MAX_GROUPS = 2000  # connected groups of a product's factors looked at, at most
+
+
+def _connected_groups(factors, outputs) -> list:
+    """Groups (tuples of factor positions, two or more, not all) of a product's factors
+    that are connected through summed indices, smallest first."""
+    n = len(factors)
+    near = [set() for _ in range(n)]
+    for a in range(n):
+        for b in range(a + 1, n):
+            if (set(factors[a][1]) & set(factors[b][1])) - outputs:
+                near[a].add(b)
+                near[b].add(a)
+    seen, layer, groups = set(), [frozenset([k]) for k in range(n)], []
+    while layer and len(seen) < MAX_GROUPS:
+        grown = []
+        for group in layer:
+            for k in set().union(*(near[j] for j in group)) - group:
+                bigger = group | {k}
+                if bigger not in seen and len(bigger) < n:
+                    seen.add(bigger)
+                    grown.append(bigger)
+        groups.extend(tuple(sorted(g)) for g in grown)
+        layer = grown
+    return groups
 
 
 def _small(ast) -> bool:
