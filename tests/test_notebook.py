@@ -51,7 +51,7 @@ def executed(tmp_path_factory):
     try:
         nb = nbformat.v4.new_notebook()
         nb.cells = [nbformat.v4.new_code_cell(src) for src in CELLS]
-        NotebookClient(nb, kernel_name=KERNEL, timeout=180,
+        NotebookClient(nb, kernel_name=KERNEL, timeout=180, startup_timeout=180,
                        resources={"metadata": {"path": str(ROOT)}}).execute()
     finally:
         patch.undo()
