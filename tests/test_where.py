@@ -75,6 +75,9 @@ def reads_back(w, g, shapes) -> None:
     assert back.shape == g.shape
     assert mc.equivalent(back, g), (str(w), str(g))
     assert mc.equivalent(mc.parse(w.text(multiline=True), **shapes), g)
+    # the same definitions before the expression (the first form of SPEC 7)
+    prefix = "".join(f"{name} = {d}\n" for name, d in w.definitions) + str(w.result)
+    assert mc.equivalent(mc.parse(prefix, **shapes), g)
 
 
 # ---------------------------------------------------------------------------
