@@ -62,7 +62,7 @@ class DaskEmitter(Emitter):
         "inv": _in_memory("inv", False),
         "det": _in_memory("det", True),
         "copy": "{0}",  # dask arrays are immutable
-        "scalar": "{0}",
+        "scalar": "{lib}.asarray({0})",  # a dask array even when every argument was a number
     }
 
     def fill(self, template, x):

@@ -41,6 +41,7 @@ class Emitter:
         self.lib = prefix + type(self).lib
         self.dtype = prefix + "dtype"
         self.device = prefix + "device"
+        self.device_arg = ""  # ", device=..." where arrays are made on a device (torch)
 
     # -- source of the imports (codegen) ----------------------------------------
     def imports(self) -> list:
@@ -171,8 +172,13 @@ class Emitter:
                 first = present.index(True)
                 index = self.index(present[first:])
                 parts.append(eye if all(present[first:]) else f"{eye}[{index}]")
-        product = " * ".join(parts) if parts else "1.0"
         free = [p for p in range(len(out)) if out[p] == p and p not in labels]
+        if len(parts) == (value is not None) and (value is None or isinstance(value, Lit)):
+            # a constant: no array to broadcast (torch broadcasts only tensors)
+            fill = "1.0" if value is None else self.expr(value)
+            return [f"{t.name} = {self.lib}.full({self.shape(shape)}, {fill}, dtype={self.dtype}"
+                    f"{self.device_arg})"]
+        product = " * ".join(parts)
         if free:
             product = self.broadcast_call(product if len(parts) <= 1 else f"({product})",
                                           self.shape(shape))

@@ -581,8 +581,8 @@ def _sum(node: E.Sum, ctx):
 def _apply(node: E.Apply, ctx):
     if node.arg in ctx.deferred:  # sigmoid(c*u): c joins the op
         coef, a = _unscaled(node.arg, ctx)
-        return ctx.assign(C("sigmoid", a, scale=coef))
-    a = ctx.val(node.arg)
+        return ctx.assign(C("sigmoid", _array(a, ctx), scale=coef))
+    a = _array(ctx.val(node.arg), ctx)
     entry = FUNCTIONS.get(node.fn)
     if entry is None:
         raise MathcalcError(f"unknown element-wise function {node.fn!r}")
@@ -616,9 +616,18 @@ def _pow(node: E.Pow, ctx):
     return ctx.assign(C("power", a, ctx.val(node.exponent)))
 
 
+def _array(code, ctx):
+    """A number as a (0-d) array of the library: functions of constants (``exp(2)``,
+    ``max(0, -1)``) are library calls too, and torch's take only tensors."""
+    return ctx.assign(C("float", code)) if isinstance(code, Lit) else code
+
+
 def _binary(op):
     def lower(node, ctx):
-        return ctx.assign(C(op, ctx.val(node.left), ctx.val(node.right)))
+        a, b = ctx.val(node.left), ctx.val(node.right)
+        if isinstance(a, Lit) and isinstance(b, Lit):
+            a = _array(a, ctx)
+        return ctx.assign(C(op, a, b))
     return lower
 
 
@@ -636,24 +645,24 @@ def _logdet(node, ctx):
 
 def _softmax(node, ctx):
     """exp(v - max v) / Σ exp(v - max v): the shift keeps exp from overflowing."""
-    a = ctx.val(node.arg)
+    a = _array(ctx.val(node.arg), ctx)
     e = ctx.assign(C("exp", C("sub", a, C("max", a))))
     return ctx.assign(C("div", e, C("sum", e)))
 
 
 def _logsumexp(node, ctx):
-    a = ctx.val(node.arg)
+    a = _array(ctx.val(node.arg), ctx)
     m = ctx.assign(C("max", a))
     return ctx.assign(C("add", m, C("log", C("sum", C("exp", C("sub", a, m))))))
 
 
 def _norm1(node, ctx):
-    return ctx.assign(C("sum", C("abs", ctx.val(node.arg))))
+    return ctx.assign(C("sum", C("abs", _array(ctx.val(node.arg), ctx))))
 
 
 def _norm2(node, ctx):
     """Euclidean norm of the entries (Frobenius for a matrix)."""
-    a = ctx.val(node.arg)
+    a = _array(ctx.val(node.arg), ctx)
     return ctx.assign(C("abs", a) if node.arg.rank == 0 else C("norm2", a))
 
 
@@ -707,11 +716,35 @@ def lower(root: E.Node, arguments: dict, dims: dict, temp, sizes: dict | None = 
         code = _transposed_twin(node, ctx)
         ctx.values[node] = code if code is not None else low(node, ctx)
     result = ctx.val(root)
+    ctx.steps = _live(ctx.steps, result)
     fresh = isinstance(result, Ref) and result.name in ctx.fresh
     aliases = isinstance(result, Ref) and (result.name in ctx.arguments or (
         not fresh and _may_alias_argument(root, ctx)))
     return Program(ctx.steps, result, root.rank, ctx.needs, ctx.dims_used, ctx.size_dependent,
                    fresh, aliases)
+
+
+def _refs(x, into: set) -> set:
+    if isinstance(x, Ref):
+        into.add(x.name)
+    elif isinstance(x, Call):
+        for a in x.args:
+            _refs(a, into)
+        for v in x.attrs.values():
+            _refs(v, into)
+    return into
+
+
+def _live(steps, result) -> list:
+    """The steps the result depends on (a pattern that took over a node, like the masked
+    fill reading ``u > 0`` instead of ``step(u)``, leaves the node's own step unused)."""
+    live = _refs(result, set())
+    kept = []
+    for step in reversed(steps):
+        if any(t.name in live for t in step.targets):
+            kept.append(step)
+            _refs(step.value, live)
+    return kept[::-1]
 
 
 # Products of this rank at most are matched against their transposes.

@@ -81,6 +81,10 @@ class TorchEmitter(Emitter):
         return [f"{sign}, {value} = {self.lib}.linalg.slogdet({self.expr(x.args[0])})",
                 f"{value} = {self.lib}.where({sign} > 0, {value}, {self.lib}.nan)"]
 
+    def __init__(self, prefix: str = "", standalone: bool = False):
+        super().__init__(prefix, standalone)
+        self.device_arg = f", device={self.device}"
+
     def eye_call(self, n: str) -> str:
         return f"{self.lib}.eye({n}, dtype={self.dtype}, device={self.device})"
 
