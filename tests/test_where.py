@@ -76,7 +76,7 @@ def reads_back(w, g, shapes) -> None:
     assert mc.equivalent(back, g), (str(w), str(g))
     assert mc.equivalent(mc.parse(w.text(multiline=True), **shapes), g)
     # the same definitions before the expression (the first form of SPEC 7)
-    prefix = "".join(f"{name} = {d}\n" for name, d in w.definitions) + str(w.result)
+    prefix = "".join(f"{name} = {d}; " for name, d in w.definitions) + str(w.result)
     assert mc.equivalent(mc.parse(prefix, **shapes), g)
 
 
