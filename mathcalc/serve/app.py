@@ -214,7 +214,7 @@ def create_app(*, timeout: float = DEFAULT_TIMEOUT, workers: int | None = None,
     if allowed_hosts is None and host in LOOPBACK:
         allowed_hosts = LOOPBACK
     pool = P.Pool(work.handle, workers=workers or default_workers(), timeout=timeout,
-                  queue=queue, wait=wait, memory=memory)
+                  queue=queue, wait=wait, memory=memory, preload=("mathcalc.serve.warm",))
 
     @contextlib.asynccontextmanager
     async def lifespan(app):

@@ -16,8 +16,9 @@ Bounds, so that load never grows memory without limit:
 
 The pool knows nothing of mathcalc: ``handler(task, payload)`` is any
 module-level function (it is pickled by reference into the workers). Workers
-are started by a fork server that has imported the handler's module already,
-so replacing a killed worker takes milliseconds, not an interpreter start.
+are started by a fork server that has imported the handler's module (and the
+``preload`` modules, which may warm it up) already, so replacing a killed
+worker takes milliseconds, not an interpreter start.
 """
 
 from __future__ import annotations
@@ -129,7 +130,8 @@ class Pool:
     """``await pool.run(task, payload)`` runs ``handler(task, payload)`` in a worker process."""
 
     def __init__(self, handler, *, workers: int = 2, timeout: float = 10.0, queue: int = 64,
-                 wait: float | None = None, memory: int | None = 2 << 30, start_timeout: float = 60.0):
+                 wait: float | None = None, memory: int | None = 2 << 30, start_timeout: float = 60.0,
+                 preload: tuple[str, ...] = ()):
         if workers < 1:
             raise ValueError("a pool needs at least one worker")
         self.handler = handler
@@ -140,10 +142,11 @@ class Pool:
         self.memory = memory
         self.start_timeout = start_timeout
         self._ctx = _context()
+        self.preload = (handler.__module__, *preload)
         if self._ctx.get_start_method() == "forkserver":
-            # The fork server imports the handler's module once; every worker
-            # forked from it starts with mathcalc loaded.
-            self._ctx.set_forkserver_preload([handler.__module__])
+            # The fork server imports these once (the handler's module, and any that
+            # warm it up); every worker forked from it starts with them loaded.
+            self._ctx.set_forkserver_preload(list(self.preload))
         self._idle: asyncio.Queue | None = None
         self._all: set[_Worker] = set()
         self._waiting = 0

@@ -159,6 +159,14 @@ def check(job: Job) -> dict:
 TASKS = {"diff": derive, "check": check, "shapes": shapes}
 
 
+def warm_up() -> None:
+    """One small derivation and check: builds the parser and loads the printers, the code
+    generator and the checker, which a first request would otherwise wait for (~0.5 s)."""
+    job = Job("sum(tanh(W*x + b)) + x'*A*x", "x")
+    handle("diff", job)
+    handle("check", job)
+
+
 # ---------------------------------------------------------------------------
 # helpers
 
