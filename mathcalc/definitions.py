@@ -27,6 +27,8 @@ structure), so a definition used many times is one node of the result's DAG.
 
 from __future__ import annotations
 
+import re
+
 from .errors import ParseError
 from .shapes import Term, iter_postorder
 
@@ -132,7 +134,15 @@ def _cycle_error(cycle: list, definitions: list, text: str) -> ParseError:
         k = cycle.index(culprit.name)
         loop = cycle[k:-1] + cycle[:k] + [culprit.name]
         message = f"{culprit.name} is defined in terms of itself ({' → '.join(loop)})"
-    return _error(message + ": a definition may use only other names", text, culprit.start)
+    return _error(message + ": a definition may use only other names" + minus_hint(text), text,
+                  culprit.start)
+
+
+def minus_hint(text: str) -> str:
+    """A hint where a line starts with a minus sign: it continued the line before."""
+    if re.search(r"\n[^\S\n]*-", text):
+        return " (a line that starts with '-' continues the line before: end that one with ';')"
+    return ""
 
 
 def _topological(defined: dict) -> list:

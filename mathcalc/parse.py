@@ -462,7 +462,8 @@ def _statement_error(text: str, pos: int, token, kind: str, before: list, expect
             "a definition or the expression"
         return _error(f"expected {what} after {str(prev)!r}", text, pos)
     if "_SEMI" in expected and not in_where and not _open_parens(before):
-        return _error(f"the definitions need an expression after them ({_EXAMPLE})", text, pos)
+        return _error(f"the definitions need an expression after them ({_EXAMPLE})"
+                      + D.minus_hint(text), text, pos)
     return None
 
 

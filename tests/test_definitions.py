@@ -196,6 +196,15 @@ def test_use_before_definition_and_defined_twice():
     assert caret(err) == (2, 3)
 
 
+def test_a_line_starting_with_minus_continues_and_the_error_says_so():
+    assert mc.parse("u = W*x + b\n-sum(v)\nsum(u)") == mc.parse("sum(W*x + b - sum(v))")
+    err = parse_error("u = W*x + b\n-sum(u)\nsum(u)")
+    assert "defined in terms of itself" in err.message and "starts with '-'" in err.message
+    err = parse_error("u = W*x + b\n-x")
+    assert "need an expression after them" in err.message and "starts with '-'" in err.message
+    assert mc.parse("u = W*x + b;\n-sum(u)") == mc.parse("-sum(W*x + b)")
+
+
 def test_reserved_names_and_where_cannot_be_defined():
     for text, column in [("I = x; I", 1), ("sum(x) where eye = x", 14),
                          ("x where where = 1", 9)]:
