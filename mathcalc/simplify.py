@@ -772,13 +772,20 @@ def repeated_scalars(node: E.Node):
     groups: dict = {}
     for k, (_, idx) in enumerate(node.factors):
         groups.setdefault(find(k), []).append(k)
-    parts: dict = {}  # scalar part -> factor positions of each copy
+    alike: dict = {}  # the factors' nodes, sorted -> components made of them
     for members in groups.values():
         labels = {i for k in members for i in node.factors[k][1]}
         if not labels or any(i < rank for i in labels):
             continue  # a number-like factor (merged by the constructor) or on an output axis
-        part = E.product([node.factors[k] for k in members], ())
-        parts.setdefault(part, []).append(members)
+        key = tuple(sorted(node.factors[k][0].sort_key() for k in members))
+        alike.setdefault(key, []).append(members)
+    parts: dict = {}  # scalar part -> factor positions of each copy
+    for candidates in alike.values():
+        if len(candidates) < 2:
+            continue  # only components of the same factors can be equal: skip building one
+        for members in candidates:
+            part = E.product([node.factors[k] for k in members], ())
+            parts.setdefault(part, []).append(members)
     repeated = {part: copies for part, copies in parts.items() if len(copies) > 1}
     if not repeated:
         return None
