@@ -145,3 +145,42 @@ def test_explain():
     assert "  ∂f/∂w = step(w'*x + b)*x    shape (n,)" in out
     assert "  u1 = W1*x + b1" in out and "∂u4/∂u1 = (∂u2/∂u1)'*(∂u4/∂u2)" in out
     assert out.rstrip().endswith(r"\end{aligned}")
+
+
+def test_dask_logistic_on_a_local_cluster():
+    """Newton on the dask backend under a real dask.distributed LocalCluster (2 workers,
+    threads: seconds) reaches the optimum numpy's Newton reaches on the same data."""
+    pytest.importorskip("dask.distributed")
+    import importlib.util
+
+    import dask
+    import numpy as np
+    from dask.distributed import Client, LocalCluster
+
+    spec = importlib.util.spec_from_file_location("dask_logistic", EXAMPLES / "dask_logistic.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    lines = []
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster, Client(cluster):
+        X, y = example.data(6000, 4, 1000)
+        assert X.numblocks == (6, 1)
+        w, norms = example.newton(X, y, iterations=12, log=lines.append)
+        Xv, yv = dask.compute(X, y)
+    assert norms[-1] < 1e-8 and norms[0] > 1e2 and len(norms) <= 12
+    # the same Newton iterations in memory, with the numpy backend
+    f = mc.parse(example.LOSS, **example.SHAPES)
+    g, h = mc.lambdify(mc.grad(f, "w")), mc.lambdify(mc.hessian(f, "w"))
+    ref = np.zeros(4)
+    for _ in range(12):
+        ref = ref - np.linalg.solve(h(X=Xv, w=ref, y=yv, c=1.0), g(X=Xv, w=ref, y=yv, c=1.0))
+    np.testing.assert_allclose(w, ref, rtol=1e-9, atol=1e-12)
+    assert any(line.startswith("iteration 1: |gradient| = ") for line in lines)
+    assert "Hessian  d2L/dw2 = c*eye(n) + X'*diag(" in "\n".join(lines)
+
+
+def test_dask_logistic_script_reports_iterations():
+    out = run("dask_logistic.py")
+    assert "cluster: 2 workers" in out and "in 5 chunks of 20,000 rows" in out
+    assert re.search(r"iteration 1: \|gradient\| = [0-9.e+]+, time [0-9.]+ s", out)
+    assert re.search(r"converged: yes after \d+ iterations", out)

@@ -172,7 +172,8 @@ class Emitter:
                 first = present.index(True)
                 index = self.index(present[first:])
                 parts.append(eye if all(present[first:]) else f"{eye}[{index}]")
-        free = [p for p in range(len(out)) if out[p] == p and p not in labels]
+        tied = {out[p] for p in range(len(out)) if out[p] != p}  # axes an identity spans
+        free = [p for p in range(len(out)) if out[p] == p and p not in labels and p not in tied]
         if len(parts) == (value is not None) and (value is None or isinstance(value, Lit)):
             # a constant: no array to broadcast (torch broadcasts only tensors)
             fill = "1.0" if value is None else self.expr(value)
