@@ -258,6 +258,7 @@ def main():
       mathcalc shapes "x'*A*x"                      # x: (n,)  A: (n, n)
       mathcalc "x'*A*x"                             # the same as shapes
       echo "x'*x" | mathcalc diff - --wrt x         # EXPR '-' reads stdin
+      mathcalc serve                                # the page, on http://127.0.0.1:8765/
 
     EXPR may start with a minus sign (mathcalc diff "-x'*x" --wrt x); an
     unknown option is an error.
