@@ -483,9 +483,17 @@ class _Inference:
             for total, arg in self.summed.get(name, ()):
                 domain = self.solver.domain[total.slot]
                 if domain and not domain & S:
-                    found[name] = (f"it is added to a {KIND_WORDS.get(domain, 'non-scalar')} in "
-                                   f"{self.snippet(total.start, total.end)} "
-                                   f"{self.where(total.start)}")
+                    # the operator next to the name (positions survive definitions'
+                    # expansion, where the sum's own span is the defined name's use)
+                    k = next(i for i, a in enumerate(total.args) if a is arg)
+                    sym, pos = total.ops[k - 1] if k else total.ops[0]
+                    other = f"a {KIND_WORDS.get(domain, 'non-scalar')}"
+                    if sym != "-":
+                        how = f"it is added to {other}"
+                    else:
+                        how = f"it is subtracted from {other}" if k else \
+                            f"{other} is subtracted from it"
+                    found[name] = f"{how} (the '{sym}' {self.where(pos)})"
                     break
         return found
 

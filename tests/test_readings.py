@@ -90,7 +90,7 @@ def test_readings_say_why():
     why = readings("x'*A*x + c'*x", {})
     assert "transposed" in why["c"] and "a column vector, not a scalar" in why["c"]
     why = readings("norm2(A*x - b)^2", {})
-    assert "added to a column vector" in why["b"]
+    assert "subtracted from a column vector (the '-' at column 11)" in why["b"]
     assert "convention" in readings("max(0, w·x + b)", {})["b"]
     assert readings("W*x + b", {"b": ("m",)})["b"].startswith("declared")
 
