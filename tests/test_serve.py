@@ -135,6 +135,25 @@ def test_shapes_endpoint_infers_the_shapes(client):
     assert r.json()["shape"] == []
 
 
+def test_shapes_endpoint_answers_text_that_does_not_parse_yet_with_its_error(client):
+    # It runs as one types: an unfinished expression is its normal case, not a failed request.
+    r = client.post("/api/shapes", json={"expression": "x'*A*"})
+    assert r.status_code == 200 and r.json()["error"]["kind"] == "ParseError"
+    r = client.post("/api/shapes", json={"expression": "x'*x", "shapes": "x=n,"})
+    assert r.status_code == 200 and r.json()["variables"] == {"x": ["n"]}
+    assert client.post("/api/shapes", content=b"{", headers={"content-type": "application/json"}
+                       ).status_code == 400
+
+
+def test_an_output_too_long_to_show_is_left_out_with_a_note(monkeypatch):
+    from mathcalc.serve import work
+
+    monkeypatch.setattr(work, "MAX_FIELD", 12)
+    answer = work.handle("diff", Job("sum(tanh(W*x + b))", "W"))["ok"]
+    assert answer["result"] == "" and "characters" in answer["notes"]["result"]
+    assert answer["shape"] == ["m", "n"]  # the rest is still there
+
+
 def test_where_steps_and_backends_follow_what_this_mathcalc_offers(client):
     shapes = {"V": ["k", "m"], "W": ["m", "n"], "x": ["n"], "b": ["m"]}
     r = diff(client, expression="sum(tanh(V*tanh(W*x + b)))", wrt="W", shapes=shapes)
