@@ -149,7 +149,7 @@ class _Chooser:
                 self._name(n)
 
     def _name(self, n: E.Node) -> None:
-        self.named[n] = E.Var(f"_t{len(self.named)}", n.shape)
+        self.named[n] = _temporary(f"_t{len(self.named)}", n)
         self._forget()
 
     # -- step 2 --------------------------------------------------------------
@@ -193,11 +193,8 @@ class _Chooser:
             q = E.product([factors[k] for k in group], labels)
             if not isinstance(q, E.Product) or q in self.named:
                 continue
-            ast = self.ast(q)
-            if ast is None or _small(ast):
-                continue
-            size = len(render(ast))
-            if size < MIN_SPLIT or size >= length - 4:
+            size = self._part_size(q, length)
+            if size is None:
                 continue
             key = (size <= width, size, -len(group))
             if best is None or key > best[0]:
@@ -217,7 +214,7 @@ class _Chooser:
     def _longest_part(self, line: E.Node, width: int, length: int):
         """The part of ``line``'s definition to name: the longest that fits in ``width``,
         else the longest; parts named already are not looked into."""
-        best_fit, best_fit_len, best, best_len = None, 0, None, 0
+        best, best_key = None, None
         stack, seen = list(line.children()), set()
         while stack:
             n = stack.pop()
@@ -225,20 +222,22 @@ class _Chooser:
                 continue
             seen.add(n)
             stack.extend(n.children())
-            if not n.children():
+            size = self._part_size(n, length) if n.children() else None
+            if size is None:
                 continue
-            ast = self.ast(n)
-            if ast is None or _small(ast):
-                continue
-            size = len(render(ast))
-            if size < MIN_SPLIT or size >= length - 4:
-                continue
-            key = (size, -self.position[n])  # deterministic among equal lengths
-            if size <= width and key > (best_fit_len, -self.position.get(best_fit, 0)):
-                best_fit, best_fit_len = n, size
-            if key > (best_len, -self.position.get(best, 0)):
-                best, best_len = n, size
-        return best_fit if best_fit is not None else best
+            key = (size <= width, size, -self.position[n])  # deterministic among equal lengths
+            if best_key is None or key > best_key:
+                best, best_key = n, key
+        return best
+
+    def _part_size(self, n: E.Node, length: int):
+        """The length of ``n``'s form where naming it would shorten a line of ``length``
+        characters (it has a matrix form, is not small, saves more than its name), else None."""
+        ast = self.ast(n)
+        if ast is None or _small(ast):
+            return None
+        size = len(render(ast))
+        return size if MIN_SPLIT <= size < length - 4 else None
 
     # -- the result ------------------------------------------------------------
 
@@ -257,7 +256,7 @@ class _Chooser:
     def _rename(self) -> list:
         ordered = sorted(self.named, key=self.position.get)  # children before parents
         names = temporary_names(self.taken)
-        self.named = {n: E.Var(next(names), n.shape) for n in ordered}
+        self.named = {n: _temporary(next(names), n) for n in ordered}
         self._forget()
         return ordered
 
@@ -365,6 +364,12 @@ class Where:
     @property
     def shape(self) -> tuple:
         return self.result.shape
+
+
+def _temporary(name: str, n: E.Node) -> E.Var:
+    """The variable standing for ``n``: symmetric where n is (t1 = inv(S) with S
+    symmetric prints as t1, not t1', where the product reads it transposed)."""
+    return E.Var(name, n.shape, "symmetric" if E.is_symmetric(n) else None)
 
 
 def where_text(result, definitions, multiline: bool = False) -> str:
