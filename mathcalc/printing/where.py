@@ -12,7 +12,12 @@ once" is a property of the DAG, not of the printed text):
 2. **Long lines.** While a line (the result, or a definition) is longer than
    ``LINE_WIDTH`` (80) characters, its longest part that fits on a line (else its
    longest part) is named, so a temporary used once is made only where it
-   shortens a line.
+   shortens a line. A product's factors are one node (``W_6*diag(…)*W_5*…``):
+   where a long line is a product with no part to name, a connected group of
+   its factors with at most two free indices is named instead.
+3. **Clean-up.** With the final names (shorter than the placeholders used
+   while measuring), a temporary used once whose line would now fit with it
+   written out is put back.
 
 Only parts with a matrix form are named (a definition must read back); the
 names are ``t1, t2, …`` in dependency order (each definition uses only
@@ -25,7 +30,8 @@ each becomes one short definition, so the printed length grows linearly in
 k where the plain text grows as k².
 
 ``Where`` is what ``mathcalc.where`` returns; ``where_text`` and
-``where_latex`` print any such form (``mathcalc.explain`` reuses them).
+``where_latex`` print any such form (reusable, e.g. for the intermediate
+variables of ``mathcalc.explain``).
 """
 
 from __future__ import annotations
