@@ -16,7 +16,7 @@ Rules, each a ParseError with a caret:
   uses v before its definition); a where block may list its definitions in
   any order;
 - a definition may not refer to itself, directly or through others (the
-  caret is at the definition whose name closes the cycle, first in the text);
+  caret is at the first definition in the text that is on the cycle);
 - the expansion is bounded: at most ``MAX_EXPANDED_TERMS`` terms and
   ``MAX_DEPTH`` levels of nesting, so that a chain ``t2 = t1 + t1; t3 = t2 +
   t2; ...`` is refused at once instead of growing exponentially.
