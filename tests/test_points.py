@@ -121,3 +121,14 @@ def test_a_wrong_small_derivative_is_caught_by_check(monkeypatch):
     monkeypatch.setitem(rules.RULES, E.Apply, lambda n, d, w: E.scale(2, right(n, d, w)))
     result = check("1e-9*sum(exp(x))", "x")
     assert not result.ok and result.usable and "MISMATCH" in result.message
+
+
+def test_bindings_are_searched_for_a_chain_of_gram_factors():
+    # Y'*X'*X*Y is k x k of rank min(m, n, k): only bindings with k smallest are usable.
+    shapes = dict(X=("m", "n"), Y=("n", "k"))
+    result = check("logdet(Y'*X'*X*Y)", "Y", **shapes)
+    assert result.ok, result.message
+    (m, n), (_, k) = result.point["X"].shape, result.point["Y"].shape
+    assert k <= min(m, n)
+    g = diff(mc.parse("logdet(Y'*X'*X*Y)", **shapes), "X")
+    assert equivalent(g, str(g)) and not equivalent(g, str(g) + " + 1e-3")
