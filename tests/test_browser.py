@@ -116,6 +116,25 @@ def page(browser, server):
         context.close()
 
 
+def test_the_recorder_sees_what_it_must_fail_on(browser, server):
+    # The checks every test makes are themselves checked: a request to another
+    # host (a loopback address that is not the server's) and console errors are seen.
+    context = browser.new_context()
+    page = context.new_page()
+    recorder = Recorder(page, server.url)
+    try:
+        page.goto(server.url)
+        page.evaluate("() => { console.error('planted'); const i = new Image();"
+                      " i.src = 'http://127.0.0.2:9/x.png'; document.body.appendChild(i); }")
+        page.wait_for_timeout(300)
+        assert any("planted" in e for e in recorder.errors)
+        assert any("Content Security Policy" in e for e in recorder.errors), recorder.errors
+        page.set_content('<img src="http://127.0.0.2:9/y.png">')  # no CSP here: the request goes out
+        assert any(u.startswith("http://127.0.0.2:9/") for u in recorder.foreign()), recorder.requests
+    finally:
+        context.close()
+
+
 def _query(page) -> dict:
     """The page's own query string (history.replaceState keeps it up to date), decoded."""
     return {k: v[0] for k, v in parse_qs(page.evaluate("location.search")[1:]).items()}
