@@ -10,6 +10,8 @@ threadpoolctl reports.
 Usage: python benchmarks/run_all.py [--quick] [--no-jax] [--no-torch] [--no-gpu] [--output PATH]
   --quick   n = 10, 100 only and chains up to k = 16 (a smoke test, a few minutes);
             the results go to stdout only unless --output is given.
+  --refresh-notes  copy benchmarks/NOTES.md (the hand-written analysis) into
+            RESULTS.md again, leaving the measured figures as they are.
 
 Sections: parsing, derivation speed, the numpy backend against hand-written
 numpy (bench_numeric.py), the jax and torch backends against jax.grad /
@@ -150,6 +152,24 @@ def _run_script(name, log) -> str:
     return "\n".join(parts) or f"{name} ran and reported nothing."
 
 
+NOTES_BEGIN = "<!-- benchmarks/NOTES.md, copied by run_all.py: hand-written, not measured -->"
+NOTES_END = "<!-- end of benchmarks/NOTES.md -->"
+
+
+def _refresh_notes(path: Path) -> int:
+    """Replace the copy of NOTES.md in an existing RESULTS.md; nothing is re-measured."""
+    text = path.read_text()
+    if NOTES_BEGIN not in text or NOTES_END not in text:
+        print(f"{path} has no marked copy of NOTES.md: run the benchmarks", file=sys.stderr)
+        return 1
+    head, rest = text.split(NOTES_BEGIN, 1)
+    tail = rest.split(NOTES_END, 1)[1]
+    notes = (HERE / "NOTES.md").read_text().strip()
+    path.write_text(head + NOTES_BEGIN + "\n" + notes + "\n" + NOTES_END + tail)
+    print(f"NOTES.md copied into {path} again", file=sys.stderr)
+    return 0
+
+
 def _gpu_present() -> bool:
     if Path("/dev/nvidia0").exists() or Path("/dev/kfd").exists():
         return True
@@ -199,7 +219,11 @@ def main(argv=None) -> int:
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-gpu", action="store_true")
     ap.add_argument("--output", default=None)
+    ap.add_argument("--refresh-notes", action="store_true",
+                    help="only copy NOTES.md into RESULTS.md again (the figures stay as measured)")
     args = ap.parse_args(argv)
+    if args.refresh_notes:
+        return _refresh_notes(Path(args.output or HERE / "RESULTS.md"))
 
     t_start = time.perf_counter()
     sys.path.insert(0, str(HERE))
@@ -282,8 +306,9 @@ def main(argv=None) -> int:
         print("\n".join(sections[-4:]), flush=True)
 
         # A derivation row that misses its target says NOT on its line.
-        missed = [f"derivation: {ln.strip('|- ').split('|')[0].strip()}: "
-                  + "; ".join(c.strip() for c in ln.split("|") if "NOT" in c)
+        missed = [("derivation: " + ln.split("|")[1].strip() + ": "
+                   + "; ".join(c.strip() for c in ln.split("|")[2:] if "NOT" in c))
+                  if ln.lstrip().startswith("|") else "derivation: " + ln.strip("- ").strip()
                   for ln in (diff_text + "\n" + where_text).splitlines() if "NOT" in ln]
         log("== numeric speed: numpy")
         import bench_numeric
@@ -330,8 +355,8 @@ def main(argv=None) -> int:
 
     notes = HERE / "NOTES.md"
     if notes.exists():
-        sections += [notes.read_text().strip(), ""]
-        print(sections[-2], flush=True)
+        sections += [NOTES_BEGIN, notes.read_text().strip(), NOTES_END, ""]
+        print(sections[-3], flush=True)
 
     total = time.perf_counter() - t_start
     cpu = time.process_time()
