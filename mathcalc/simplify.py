@@ -2,32 +2,17 @@
 
 The constructors in expr.py already fold numbers, zeros, ones and
 identities, contract deltas and collect equal terms. What is left here are
-the choices a constructor cannot make locally; each is a named,
-one-directional rule applied bottom-up over the DAG to a fixed point:
+the choices a constructor cannot make locally: named, one-directional
+rewrite rules, listed in ``REWRITES`` (at the end of this module) in the
+order they are tried. Each is a function ``node -> node or None`` (None: it
+does not apply) whose docstring states the rewrite in its first line, its
+guard included (``X*inv(X) -> I where X is square``); tests/test_simplify_rules.py
+has a test named after each. ``simplify`` applies them bottom-up over the DAG,
+each node rewritten until no rule changes it (a fixed point).
 
-- ``distribute_tensor_sums``: a product with a factor that is a sum of
-  tensors of order > 2 (the product rule's terms, which have no matrix form)
-  becomes a sum of products, in which the identities then contract away;
-- ``canonical_transposes``: a transposed element-wise function, inverse
-  or sum is the function of the transpose (``exp(M)' = exp(M')``), and of
-  the two the one with the smaller key is kept, so ``exp(B*B')`` and its
-  transpose are recognised as one (B*B' is symmetric);
-- ``factor_common``: Σ of products sharing a factor becomes one product of
-  the factor with a sum: ``A*x + A'*x → (A + A')*x``; a matrix factor met
-  on an output axis in one term and on a summed one in the other is read
-  through an identity (``W = I*W``), so ``diag(s)*W - s*s'*W → (diag(s) - s*s')*W``;
-- ``cancel_inverses``: ``X*inv(X) → I`` and ``inv(X)*X → I`` on an index
-  no other factor carries;
-- ``exp_to_sigmoid``: ``exp(u) ./ (1 + exp(u)) → sigmoid(u)`` and
-  ``1 ./ (1 + exp(-u)) → sigmoid(u)``; ``sigmoid_complement``:
-  ``sigmoid(u) .* sigmoid(-u) → sigmoid(u) .* (1 - sigmoid(u))``;
-- ``distribute_if_smaller``: a product over a sum (or a sum of such
-  products) is multiplied out where that cancels something, kept only when
-  the result is strictly smaller by ``size``:
-  ``diag(s)*(t ./ s) → t``, ``y .* (1 - s) - (1 - y) .* s → y - s``;
-- ``absorb_sign``: ``-(a - b)*C → (b - a)*C`` where the sum then carries
-  fewer minus signs than the product and the sum had together;
-- ``common_coefficient``: ``(A/2 + B/2)*C → (A + B)*C/2``.
+A rule that keeps its result only when it is smaller uses ``size``: what
+there is to read. Adding a rule: write the function, put it in REWRITES
+where it should be tried, and add ``test_<name>`` to test_simplify_rules.py.
 """
 
 from __future__ import annotations
@@ -71,7 +56,8 @@ def _rebuild(n: E.Node, memo: dict) -> E.Node:
 
 
 def _rewrite(n: E.Node) -> E.Node:
-    for rule in RULES:
+    """n rewritten to a fixed point: by the first rule of REWRITES that changes it, repeatedly."""
+    for rule in REWRITES:
         m = rule(n)
         if m is not None and m != n:
             return _rewrite(m)
@@ -136,11 +122,11 @@ MAX_FACTORS = 24
 
 
 def factor_common(node: E.Node):
-    """Σ c₁·F·R₁ + c₂·F·R₂ → F·(c₁R₁ + c₂R₂) for a factor F shared by two terms.
+    """Σ c₁·F·R₁ + c₂·F·R₂ → F·(c₁R₁ + c₂R₂) where two terms share a factor F.
 
-    F is matched on the same indices first; failing that, a matrix F read on
-    an output axis in one term and a summed axis in the other is matched
-    through an identity, F(i,k) = Σ_j δ(i,j)·F(j,k), which joins R₁'s sum:
+    A*x + A'*x → (A + A')*x. F is matched on the same indices first;
+    failing that, a matrix F read on an output axis in one term and a summed
+    axis in the other is matched through an identity, F(i,k) = Σ_j δ(i,j)·F(j,k), which joins R₁'s sum:
     ``diag(s)*W - s*s'*W → (diag(s) - s*s')*W``.
     """
     if not isinstance(node, E.Sum) or len(node.terms) > MAX_FACTORED_TERMS:
@@ -240,7 +226,11 @@ MAX_DISTRIBUTED_TERMS = 16
 
 
 def distribute_tensor_sums(node: E.Node):
-    """F·(T₁ + T₂) → F·T₁ + F·T₂ when the Tₖ are tensors of order > 2."""
+    """F·(T₁ + T₂) → F·T₁ + F·T₂ where the Tₖ are tensors of order > 2 (no matrix form).
+
+    These are the product rule's terms; multiplied out, the identities in
+    them contract away. A sum of more than MAX_DISTRIBUTED_TERMS stays.
+    """
     if not isinstance(node, E.Product):
         return None
     for k, (factor, idx) in enumerate(node.factors):
@@ -282,7 +272,14 @@ def _preference(node: E.Node) -> tuple:
 
 
 def canonical_transposes(node: E.Node):
-    """Read each order-2 factor F(i,j) as F'(j,i) where F' has the smaller key."""
+    """F(i,j) → G(j,i) for an order-2 factor F where G = F' pushed inside reads better.
+
+    A transposed element-wise function, inverse, power, max, min or sum is
+    the function of the transpose; of the two, the one with fewer plain
+    transposes inside and then the smaller key is kept (inv(X)', not
+    inv(X')), so exp(B*B') and its transpose are recognised as one node
+    (B*B' is symmetric).
+    """
     if not isinstance(node, E.Product):
         return None
     changed = False
@@ -316,7 +313,10 @@ def _as_inverse(f: E.Node, idx: tuple):
 
 
 def cancel_inverses(node: E.Node):
-    """X[a,b]·inv(X)[b,c] → δ(a,c) and inv(X)[a,b]·X[b,c] → δ(a,c), b summed in these two only."""
+    """X*inv(X) → I and inv(X)*X → I where their summed index is in these two factors only.
+
+    inv(X')[a,b] is read as inv(X)[b,a], so inv(X')*X' → I too.
+    """
     if not isinstance(node, E.Product) or len(node.factors) < 2:
         return None
     count: dict = {}
@@ -391,7 +391,7 @@ def _reciprocal_one_plus_exp(f: E.Node):
 
 
 def exp_to_sigmoid(node: E.Node):
-    """exp(u) .* (1 + exp(u)).^-1 → sigmoid(u);  (1 + exp(-u)).^-1 → sigmoid(u).
+    """exp(u) ./ (1 + exp(u)) → sigmoid(u) and 1 ./ (1 + exp(-u)) → sigmoid(u).
 
     Powers are matched too: exp(u).^a .* (1 + exp(u)).^-b keeps sigmoid(u).^min(a, b),
     and exp(u) .* sigmoid(-u) (what the second rule leaves of the first's
@@ -439,7 +439,7 @@ def exp_to_sigmoid(node: E.Node):
 
 
 def sigmoid_complement(node: E.Node):
-    """sigmoid(u) .* sigmoid(-u) → sigmoid(u) .* (1 - sigmoid(u)), the form of σ' people write."""
+    """sigmoid(u) .* sigmoid(-u) → sigmoid(u) .* (1 - sigmoid(u)), the σ' people write."""
     if not isinstance(node, E.Product):
         return None
     sigmoids = {}
@@ -576,8 +576,9 @@ _STATE = threading.local()
 
 
 def distribute_if_smaller(node: E.Node):
-    """F·(A + B) → F·A + F·B, and Σ of such, when the expanded form is strictly smaller.
+    """F*(A + B) → F*A + F*B, and a Σ of such, where the expanded form is strictly smaller.
 
+    Smaller by ``size``: diag(s)*(t ./ s) → t, y .* (1 - s) - (1 - y) .* s → y - s.
     A product is multiplied out over one of its sum factors at a time (the
     best one is kept: multiplying out the others too could split a factor
     from its reciprocal); a sum has all its terms multiplied out at once
@@ -621,7 +622,7 @@ def _minus_signs(node: E.Sum) -> int:
 
 
 def absorb_sign(node: E.Node):
-    """-c·(a - b)·R → c·(b - a)·R where that leaves fewer minus signs to read."""
+    """-c*(a - b)*R → c*(b - a)*R where the sum has as many minus signs as plus signs or more."""
     if not isinstance(node, E.Product) or node.coef >= 0:
         return None
     for k, (f, idx) in enumerate(node.factors):
@@ -638,8 +639,10 @@ def absorb_sign(node: E.Node):
 
 
 def common_coefficient(node: E.Node):
-    """(A/2 + B/2)·R → (A + B)·R/2: a sum factor whose terms share one coefficient
-    size gives it to the product (signs stay in the sum, absorb_sign's business)."""
+    """(A/2 + B/2)*R → (A + B)*R/2 where the sum factor's terms share one coefficient size.
+
+    Signs stay in the sum (absorb_sign's business).
+    """
     if not isinstance(node, E.Product):
         return None
     for k, (f, idx) in enumerate(node.factors):
@@ -699,7 +702,7 @@ def _matrix_chain(mats, coef=1) -> E.Node:
 
 
 def inverse_of_product(node: E.Node):
-    """inv(A·B) → inv(B)·inv(A) for square A and B, where that makes the product smaller.
+    """inv(A*B) → inv(B)*inv(A) where A and B are square and the product is then smaller.
 
     Kept only when something then cancels (``inv(A*X*B)*A → inv(B)*inv(X)``,
     ``X*inv(X'*X) → inv(X')`` for square X); for rectangular factors
@@ -725,9 +728,13 @@ def inverse_of_product(node: E.Node):
 
 
 def determinant_rules(node: E.Node):
-    """det(X') → det(X), det(inv(X)) → 1/det(X), logdet(X') → logdet(X),
-    logdet(inv(X)) → -logdet(X); det(A·B) → det(A)·det(B) for square A and B
-    where that is smaller (det(X*X*X) → det(X)^3), never for rectangular ones."""
+    """det(X') → det(X), det(inv(X)) → 1/det(X), det(A*B) → det(A)*det(B) for square A, B.
+
+    logdet(X') → logdet(X) and logdet(inv(X)) → -logdet(X) likewise. The
+    split of det(A*B) is kept only where it is smaller (det(X*X*X) →
+    det(X)^3); a product with rectangular factors (det(X'*X) for X of 4×3)
+    is never split: it is not det(X')·det(X).
+    """
     if not isinstance(node, (E.Det, E.LogDet)):
         return None
     arg = node.arg
@@ -751,8 +758,11 @@ MAX_COMPONENT_FACTORS = 24
 
 
 def repeated_scalars(node: E.Node):
-    """tr(A)·tr(A) → tr(A)^2: equal scalar parts of a product (factors that share
-    summed indices only among themselves) become one power."""
+    """tr(A)*tr(A) → tr(A)^2: equal scalar parts of a product become one power.
+
+    A scalar part is a group of factors that share summed indices only among
+    themselves and carry no output axis.
+    """
     if not isinstance(node, E.Product) or not 2 <= len(node.factors) <= MAX_COMPONENT_FACTORS:
         return None
     rank = node.rank
@@ -830,8 +840,11 @@ def _diagonal_of(node: E.Node):
 
 
 def elementwise_of_diagonal(node: E.Node):
-    """f(diag(v)) → diag(f(v)) where f(0) = 0: the zeros off the diagonal stay zeros
-    (sign(diag(z .^ 3)) is diag(sign(z .^ 3)), no sign of a zero left to read)."""
+    """f(diag(v)) → diag(f(v)) where f(0) = 0 (sign, abs, tanh, …; not exp).
+
+    The zeros off the diagonal stay zeros: sign(diag(z .^ 3)) is
+    diag(sign(z .^ 3)), no sign of a zero left to read.
+    """
     if not isinstance(node, E.Apply):
         return None
     v = _diagonal_of(node.arg)
@@ -841,7 +854,7 @@ def elementwise_of_diagonal(node: E.Node):
 
 
 def sign_of_power(node: E.Node):
-    """sign(u .^ k) → sign(u) for an odd positive integer k; sign(c·u) → ±sign(u)."""
+    """sign(u .^ k) → sign(u) for an odd integer k > 0; sign(c*u) → ±sign(u) for a number c ≠ 0."""
     if not (isinstance(node, E.Apply) and node.fn == "sign"):
         return None
     arg = node.arg
@@ -856,7 +869,26 @@ def sign_of_power(node: E.Node):
     return None
 
 
-RULES = [distribute_tensor_sums, cancel_inverses, exp_to_sigmoid, sigmoid_complement,
-         determinant_rules, elementwise_of_diagonal, sign_of_power, repeated_scalars,
-         canonical_transposes, inverse_of_product,
-         distribute_if_smaller, absorb_sign, common_coefficient, factor_common]
+# ---------------------------------------------------------------------------
+# The rewrite rules, in the order they are tried on each node (the first that
+# changes the node wins, and the result is rewritten again): the local
+# rules first; the searches that keep a form only when it is smaller
+# (inverse_of_product, distribute_if_smaller, factor_common) late, so they
+# see the node already tidied. The order is behaviour: keep it.
+
+REWRITES = [
+    distribute_tensor_sums,
+    cancel_inverses,
+    exp_to_sigmoid,
+    sigmoid_complement,
+    determinant_rules,
+    elementwise_of_diagonal,
+    sign_of_power,
+    repeated_scalars,
+    canonical_transposes,
+    inverse_of_product,
+    distribute_if_smaller,
+    absorb_sign,
+    common_coefficient,
+    factor_common,
+]
