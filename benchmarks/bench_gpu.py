@@ -53,6 +53,7 @@ def probe(cpu_dry_run=False):
         import torch
 
         if cpu_dry_run:
+            torch.set_num_threads(1)  # idle OpenMP workers spin, and CPU time counts them
             found.append(("torch", TorchSide("cpu"), "cpu"))
         elif torch.cuda.is_available():
             torch.backends.cuda.matmul.allow_tf32 = False
