@@ -480,7 +480,10 @@ class _Recogniser:
                 terms.append(("-", ast.arg))
             else:
                 terms.append(("+", ast))
-        return M.Add(tuple(terms), _KIND[node.rank])
+        form = M.Add(tuple(terms), _KIND[node.rank])
+        shared = _common_divisor(form)
+        # x*y'/2 + y*x'/2 is (x*y' + y*x')/2: a symmetric part reads as the mean it is
+        return shared if shared is not None and cost(shared)[:2] <= cost(form)[:2] else form
 
     def _broadcast_scalar(self, node: E.Node) -> M.Ast | None:
         """The scalar ``c`` when ``node`` is ``c`` broadcast over its shape, else None."""
@@ -654,6 +657,24 @@ class _Recogniser:
         if isinstance(ast, M.Transpose) and isinstance(ast.arg, M.Leaf):
             return M.Indexed(ast.arg, tuple(reversed(names)))
         return M.Indexed(ast, names)
+
+
+def _common_divisor(ast: M.Add):
+    """``(a + b)/c`` for a sum ``a/c + b/c`` whose every term has the one numeric
+    divisor c (and no other factor outside its body), else None."""
+    divisor, bodies = None, []
+    for sign, term in ast.terms:
+        if not (isinstance(term, M.Scaled) and term.number is None and not term.scalars
+                and term.body is not None and len(term.divisors) == 1
+                and isinstance(term.divisors[0], M.Leaf) and term.divisors[0].role == "number"):
+            return None
+        if divisor is not None and term.divisors[0] != divisor:
+            return None
+        divisor = term.divisors[0]
+        bodies.append((sign, term.body))
+    if divisor is None or len(bodies) < 2:
+        return None
+    return M.Scaled(None, (), M.Add(tuple(bodies), ast.kind), (divisor,))
 
 
 def _unary_rule(name: str):
