@@ -29,12 +29,11 @@ from __future__ import annotations
 
 import re
 
-from .errors import ParseError
+from .calls import RESERVED
+from .errors import ParseError, place
 from .shapes import Term, iter_postorder
 
 MAX_EXPANDED_TERMS = 50_000  # about what MAX_LENGTH allows a text without definitions
-RESERVED = {"I": "the identity matrix", "eye": "the identity matrix",
-            "vector": "vector(c) fills a vector", "matrix": "matrix(c) fills a matrix"}
 
 
 class Definition:
@@ -55,20 +54,6 @@ class Program:
         self.expression, self.definitions = expression, definitions
 
 
-def _line_col(text: str, pos: int) -> tuple:
-    line = text.count("\n", 0, pos) + 1
-    return line, pos - (text.rfind("\n", 0, pos) + 1) + 1
-
-
-def _error(message: str, text: str, pos: int) -> ParseError:
-    return ParseError(message, text, *_line_col(text, pos))
-
-
-def _at(text: str, pos: int) -> str:
-    line, column = _line_col(text, pos)
-    return f"column {column}" if line == 1 else f"line {line}, column {column}"
-
-
 def _uses(term: Term, defined: dict) -> list:
     """The terms under ``term`` that use a defined name, in text order."""
     return [t for t in iter_postorder(term) if t.op == "var" and t.value in defined]
@@ -79,11 +64,12 @@ def check(program: Program, text: str) -> dict:
     defined: dict = {}
     for d in program.definitions:
         if d.name in RESERVED:
-            raise _error(f"{d.name} is reserved ({RESERVED[d.name]}) and cannot be defined",
-                         text, d.start)
+            raise ParseError.at(f"{d.name} is reserved ({RESERVED[d.name]}) and cannot be defined",
+                                text, d.start)
         if d.name in defined:
-            raise _error(f"{d.name} is defined twice (first at {_at(text, defined[d.name].start)});"
-                         " each name is defined once", text, d.start)
+            raise ParseError.at(
+                f"{d.name} is defined twice (first at {place(text, defined[d.name].start)});"
+                " each name is defined once", text, d.start)
         defined[d.name] = d
     uses = {d.name: _uses(d.term, defined) for d in program.definitions}
     _check_cycles(program.definitions, uses, text)
@@ -94,9 +80,10 @@ def check(program: Program, text: str) -> dict:
         for use in uses[d.name]:
             target = defined[use.value]
             if target.prefix and order[target.name] > k:
-                raise _error(f"{use.value} is used before its definition at "
-                             f"{_at(text, target.start)}: define it first, or in a where block "
-                             "after the expression", text, use.start)
+                raise ParseError.at(
+                    f"{use.value} is used before its definition at "
+                    f"{place(text, target.start)}: define it first, or in a where block "
+                    "after the expression", text, use.start)
     return defined
 
 
@@ -134,8 +121,9 @@ def _cycle_error(cycle: list, definitions: list, text: str) -> ParseError:
         k = cycle.index(culprit.name)
         loop = cycle[k:-1] + cycle[:k] + [culprit.name]
         message = f"{culprit.name} is defined in terms of itself ({' → '.join(loop)})"
-    return _error(message + ": a definition may use only other names" + minus_hint(text), text,
-                  culprit.start)
+    return ParseError.at(
+        message + ": a definition may use only other names" + minus_hint(text), text,
+        culprit.start)
 
 
 def minus_hint(text: str) -> str:
@@ -216,11 +204,11 @@ def expand(program: Program, text: str, max_depth: int) -> tuple:
 def _check_bounds(size: int, depth: int, name, text: str, pos: int, max_depth: int) -> None:
     what = f"the definition of {name}" if name is not None else "the expression"
     if size > MAX_EXPANDED_TERMS:
-        raise _error(f"{what} is too large once its definitions are substituted (more than "
-                     f"{MAX_EXPANDED_TERMS} terms)", text, pos)
+        raise ParseError.at(f"{what} is too large once its definitions are substituted (more than "
+                            f"{MAX_EXPANDED_TERMS} terms)", text, pos)
     if depth > max_depth:
-        raise _error(f"{what} is nested too deeply once its definitions are substituted "
-                     f"(more than {max_depth} levels of operators and functions)", text, pos)
+        raise ParseError.at(f"{what} is nested too deeply once its definitions are substituted "
+                            f"(more than {max_depth} levels of operators and functions)", text, pos)
 
 
 def _substitute(term: Term, expanded: dict, copies: dict) -> Term:

@@ -32,6 +32,11 @@ class ParseError(MathcalcError):
         self.source_line = lines[line - 1] if 0 < line <= len(lines) else ""
         super().__init__(self._render())
 
+    @classmethod
+    def at(cls, message: str, text: str, pos: int) -> "ParseError":
+        """The error at character offset ``pos`` of ``text``."""
+        return cls(message, text, *line_col(text, pos))
+
     def _render(self) -> str:
         shown, col = _visible_window(self.source_line, self.column)
         caret = " " * (col - 1) + "^"
@@ -57,9 +62,23 @@ def located(message: str, text: str, pos: int | None) -> str:
     """
     if pos is None or not text:
         return message
-    line = text.count("\n", 0, pos) + 1
+    line, column = line_col(text, pos)
     start = text.rfind("\n", 0, pos) + 1
     end = text.find("\n", pos)
     source = text[start : end if end >= 0 else len(text)]
-    shown, col = _visible_window(source, pos - start + 1)
-    return f"{message} (line {line}, column {pos - start + 1})\n  {shown}\n  {' ' * (col - 1)}^"
+    shown, col = _visible_window(source, column)
+    return f"{message} (line {line}, column {column})\n  {shown}\n  {' ' * (col - 1)}^"
+
+
+def line_col(text: str, pos: int) -> tuple[int, int]:
+    """The 1-based line and column of character offset ``pos`` (clamped into ``text``)."""
+    pos = max(0, min(pos, len(text)))
+    line = text.count("\n", 0, pos) + 1
+    return line, pos - (text.rfind("\n", 0, pos) + 1) + 1
+
+
+def place(text: str, pos: int) -> str:
+    """Where offset ``pos`` is, for a message: ``column 5`` on the first line, else
+    ``line 2, column 5``."""
+    line, column = line_col(text, pos)
+    return f"column {column}" if line == 1 else f"line {line}, column {column}"

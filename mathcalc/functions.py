@@ -21,9 +21,7 @@ function.
 
 from __future__ import annotations
 
-import keyword
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -31,6 +29,7 @@ import numpy as np
 import sympy
 
 from . import expr as E
+from .calls import CALL_NAMES, is_identifier
 from .errors import MathcalcError
 
 U = sympy.Symbol("u", real=True)
@@ -147,11 +146,8 @@ _SYMPY_HEADS = {
     softplus: "softplus", absolute: "abs", sympy.Heaviside: "step", sympy.erf: "erf",
 }
 
-# Names the language gives other meanings; a registered function may not take them.
-RESERVED = {"max", "min", "sum", "tr", "det", "logdet", "inv", "norm1", "norm2", "diag",
-            "softmax", "logsumexp", "eye", "ones", "zeros", "I", "vector", "matrix", "T"}
-
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Names the language gives other meanings (calls.py); a registered function may not take them.
+RESERVED = CALL_NAMES
 
 
 def lookup(name: str) -> ElementwiseFunction | None:
@@ -173,7 +169,7 @@ def register_function(name: str, scalar_expr, latex: str | None = None,
     names (``sum``, ``max``, ``I``, …) and names mathcalc gave a function a
     derivative needed (see the module docstring) cannot be redefined.
     """
-    if not isinstance(name, str) or not _IDENT.match(name) or keyword.iskeyword(name):
+    if not is_identifier(name):
         raise MathcalcError(f"{name!r} is not a valid function name (letters, digits, _)")
     if name in RESERVED or (name in FUNCTIONS and FUNCTIONS[name].kind == "builtin"):
         raise MathcalcError(f"{name!r} is a built-in name and cannot be redefined")
@@ -222,8 +218,7 @@ def _vectorised(fn):
 
 
 def _free_name(name: str) -> bool:
-    return bool(_IDENT.match(name)) and not keyword.iskeyword(name) and \
-        name not in RESERVED and name not in FUNCTIONS
+    return is_identifier(name) and name not in RESERVED and name not in FUNCTIONS
 
 
 def _derived_function(scalar: sympy.Expr, origin: str) -> str:

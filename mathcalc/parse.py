@@ -8,13 +8,14 @@ overflow the stack:
    exception becomes a ParseError in ``_syntax_error`` (the one place).
 3. ``_TermBuilder`` turns the parse tree into ``shapes.Term`` nodes with their
    positions: left-associative chains (``x+x+...+x``, ``A*B*C``) become one
-   n-ary term, calls are looked up in one table (element-wise functions from
-   ``functions.lookup`` at parse time, so registered ones work), depth is
-   limited (``MAX_DEPTH``).
+   n-ary term, calls are looked up in two tables (the built-in matrix calls
+   of ``calls.CALLS``, element-wise functions from ``functions.lookup`` at
+   parse time, so registered ones work), depth is limited (``MAX_DEPTH``).
 4. ``shapes.infer_shapes`` gives every term a kind (scalar, column, row,
    matrix) and a shape, or raises ShapeError.
 5. ``_lower`` builds the node with the constructors of ``expr.py`` only: a
-   product chain becomes one einsum, a sum chain one ``add``.
+   product chain becomes one einsum, a sum chain one ``add``, a built-in
+   call what its row of ``calls.CALLS`` lowers it to.
 
 User text never reaches eval, exec, sympify or parse_expr.
 
@@ -44,21 +45,14 @@ from pathlib import Path
 from . import definitions as D
 from . import expr as E
 from . import functions
-from .errors import MathcalcError, ParseError, ShapeError, located
-from .shapes import (BUILTIN_CALLS, CALL_TABLES, PRODUCT_OPS, C, M, R, S, Term, infer_shapes,
-                     iter_postorder)
+from .calls import CALLS, IDENTITY_NAMES, RESERVED, S, matmul_axes, takes
+from .errors import MathcalcError, ParseError, ShapeError, line_col, located
+from .shapes import PRODUCT_OPS, Term, infer_shapes, iter_postorder
 
 MAX_DEPTH = 200
 MAX_LENGTH = 50_000
 MAX_NUMBER_DIGITS = 1000  # digits of a literal, and size of its exponent
 MAX_CONSTANT_BITS = 13_000  # exact constants larger than this are refused (see _check_bits)
-
-# Names that are constants, not variables.
-IDENTITY_NAMES = ("I", "eye")
-SIZED = ("eye", "ones", "zeros")
-FILLED = ("vector", "matrix")
-NOT_VARIABLES = set(IDENTITY_NAMES) | set(FILLED)
-
 
 # ---------------------------------------------------------------------------
 # The grammar, loaded relative to the package (installed) or the source tree.
@@ -239,9 +233,9 @@ def _checked_text(text) -> str:
         raise MathcalcError(f"expected the expression as a string, got {type(text).__name__}")
     if len(text) > MAX_LENGTH:
         raise ParseError(f"expression too long ({len(text)} characters; the limit is "
-                         f"{MAX_LENGTH})", text[:MAX_LENGTH + 1], *_line_col(text, MAX_LENGTH))
+                         f"{MAX_LENGTH})", text[:MAX_LENGTH + 1], *line_col(text, MAX_LENGTH))
     if not text.strip():
-        raise ParseError("empty expression: expected an operand", text, *_line_col(text, 0))
+        raise ParseError("empty expression: expected an operand", text, *line_col(text, 0))
     return text
 
 
@@ -256,8 +250,8 @@ def _declared(shapes: dict) -> dict:
                 _bad_name_char(name) is not None:
             raise MathcalcError(f"{name!r} is not a variable name (letters, digits and _, "
                                 "not starting with a digit)")
-        if name in NOT_VARIABLES:
-            raise ShapeError(f"{name!r} is reserved ({_reserved_words(name)}) and cannot be "
+        if name in RESERVED:
+            raise ShapeError(f"{name!r} is reserved ({RESERVED[name]}) and cannot be "
                              "declared as a variable")
         declared[name] = normalise_shape(name, shape)
     return declared
@@ -272,21 +266,6 @@ def _bad_name_char(name: str):
         if not (ch == "_" or "0" <= ch <= "9" or unicodedata.category(ch).startswith("L")):
             return i
     return None
-
-
-def _reserved_words(name: str) -> str:
-    return "the identity matrix" if name in IDENTITY_NAMES else f"{name}(c) fills a {name}"
-
-
-def _line_col(text: str, pos: int) -> tuple:
-    pos = max(0, min(pos, len(text)))
-    line = text.count("\n", 0, pos) + 1
-    column = pos - (text.rfind("\n", 0, pos) + 1) + 1
-    return line, column
-
-
-def _error(message: str, text: str, pos: int) -> ParseError:
-    return ParseError(message, text, *_line_col(text, pos))
 
 
 # ---------------------------------------------------------------------------
@@ -367,17 +346,17 @@ def _syntax_error(exc, text: str) -> ParseError:
         at_end = token.type == "$END"
         pos = len(text.rstrip()) if at_end else token.start_pos
         return _token_error(text, pos, None if at_end else token, set(exc.expected or ()))
-    return _error(f"cannot parse the expression ({type(exc).__name__})", text, 0)
+    return ParseError.at(f"cannot parse the expression ({type(exc).__name__})", text, 0)
 
 
 def _character_error(text: str, pos: int) -> ParseError:
     ch = text[pos] if pos < len(text) else ""
     if ch and unicodedata.category(ch)[0] in "CZ" and not ch.isspace() or ch in "\x0b\x0c":
-        return _error(f"unexpected control character U+{ord(ch):04X}", text, pos)
+        return ParseError.at(f"unexpected control character U+{ord(ch):04X}", text, pos)
     if ch == "." and (pos + 1 >= len(text) or not text[pos + 1].isdigit()):
-        return _error("unexpected '.': numbers are written 0.5 or 2, element-wise operators "
-                      ".* ./ .^", text, pos)
-    return _error(f"unexpected character {ch!r}", text, pos)
+        return ParseError.at("unexpected '.': numbers are written 0.5 or 2, element-wise operators "
+                             ".* ./ .^", text, pos)
+    return ParseError.at(f"unexpected character {ch!r}", text, pos)
 
 
 def _tokens_before(text: str, pos: int) -> list:
@@ -403,27 +382,28 @@ def _token_error(text: str, pos: int, token, expected=frozenset()) -> ParseError
         return found
     if prev is None or prev.type in _OPERATORS:
         if prev is not None and prev.type == "LPAR" and kind == "RPAR":
-            return _error("empty parentheses: expected an expression inside", text, pos)
+            return ParseError.at("empty parentheses: expected an expression inside", text, pos)
         if prev is None:
-            return _error(f"expected an operand before {shown!r}", text, pos)
+            return ParseError.at(f"expected an operand before {shown!r}", text, pos)
         after = "the argument separator ','" if prev.type == "COMMA" else repr(str(prev))
         found = f", found {shown!r}" if token is not None else ""
-        return _error(f"expected an operand after {after}{found}", text, pos)
+        return ParseError.at(f"expected an operand after {after}{found}", text, pos)
     if prev.type in _OPERAND_END and kind in _OPERAND_START:
         return _missing_operator(text, prev, token)
     if kind == "RPAR" and _open_parens(before) == []:
-        return _error("unexpected ')': no '(' to close", text, pos)
+        return ParseError.at("unexpected ')': no '(' to close", text, pos)
     if kind == "COMMA":
-        return _error("unexpected ',' outside a function's arguments", text, pos)
+        return ParseError.at("unexpected ',' outside a function's arguments", text, pos)
     if kind == "$END":
         opened = _open_parens(before)
         if opened:
-            line, column = _line_col(text, opened[-1])
-            where = f"column {column}" if line == _line_col(text, pos)[0] else \
+            line, column = line_col(text, opened[-1])
+            where = f"column {column}" if line == line_col(text, pos)[0] else \
                 f"line {line}, column {column}"
-            return _error(f"unbalanced parenthesis opened at {where}: expected ')'", text, pos)
-        return _error("unexpected end of the expression", text, pos)
-    return _error(f"unexpected {shown!r}", text, pos)
+            return ParseError.at(
+                f"unbalanced parenthesis opened at {where}: expected ')'", text, pos)
+        return ParseError.at("unexpected end of the expression", text, pos)
+    return ParseError.at(f"unexpected {shown!r}", text, pos)
 
 
 _EXAMPLE = "u = W*x + b; sum(u)"
@@ -434,36 +414,39 @@ def _statement_error(text: str, pos: int, token, kind: str, before: list, expect
     prev = before[-1] if before else None
     in_where = any(t.type == "_WHERE" for t in before)
     if kind == "EQUALS":
-        return _error(f"'=' defines a name: it follows the name at the start of a definition "
-                      f"({_EXAMPLE})", text, pos)
+        return ParseError.at(
+            f"'=' defines a name: it follows the name at the start of a definition "
+            f"({_EXAMPLE})", text, pos)
     if kind == "_WHERE":
-        return _error("unexpected 'where': 'where' is a keyword (RESULT where u = W*x + b), not a "
-                      "name, and follows the expression", text, pos)
+        return ParseError.at(
+            "unexpected 'where': 'where' is a keyword (RESULT where u = W*x + b), not a "
+            "name, and follows the expression", text, pos)
     if expected == {"EQUALS"} and prev is not None and prev.type == "NAME":
-        return _error(f"expected '=' after {str(prev)!r}: a where block defines names "
-                      "(sum(u) where u = W*x + b)", text, pos)
+        return ParseError.at(f"expected '=' after {str(prev)!r}: a where block defines names "
+                             "(sum(u) where u = W*x + b)", text, pos)
     if expected == {"NAME"} and prev is not None:  # where a definition starts
         found = f", found {str(token)!r}" if token is not None else ""
         after = repr(str(prev)) if prev.type in ("_WHERE", "_SEMI") else "the line break"
-        return _error(f"expected a definition (name = expression) after {after}{found}",
-                      text, pos)
+        return ParseError.at(f"expected a definition (name = expression) after {after}{found}",
+                             text, pos)
     if kind == "_NL":  # a line that could not continue the one before: read it so
         after = _tokens_from(text, token.end_pos)
         return _missing_operator(text, prev, after) if after is not None else None
     if kind == "_SEMI":
         if _open_parens(before):
             return None
-        return _error(f"only definitions (name = expression) come before ';'; the expression "
-                      f"comes last ({_EXAMPLE})", text, pos)
+        return ParseError.at(
+            f"only definitions (name = expression) come before ';'; the expression "
+            f"comes last ({_EXAMPLE})", text, pos)
     if kind != "$END" or prev is None:
         return None
     if prev.type in ("_SEMI", "_WHERE"):
         what = "a definition" if in_where or prev.type == "_WHERE" else \
             "a definition or the expression"
-        return _error(f"expected {what} after {str(prev)!r}", text, pos)
+        return ParseError.at(f"expected {what} after {str(prev)!r}", text, pos)
     if "_SEMI" in expected and not in_where and not _open_parens(before):
-        return _error(f"the definitions need an expression after them ({_EXAMPLE})"
-                      + D.minus_hint(text), text, pos)
+        return ParseError.at(f"the definitions need an expression after them ({_EXAMPLE})"
+                             + D.minus_hint(text), text, pos)
     return None
 
 
@@ -495,14 +478,15 @@ def _open_parens(tokens) -> list:
 def _missing_operator(text: str, prev, token) -> ParseError:
     left, right = str(prev), str(token)
     if prev.type == "NUMBER" and token.type == "NAME" and prev.end_pos == token.start_pos:
-        return _error(f"'{left}{right}' needs an explicit product: write {left}*{right}", text,
-                      token.start_pos)
+        return ParseError.at(
+            f"'{left}{right}' needs an explicit product: write {left}*{right}", text,
+            token.start_pos)
     if prev.type in ("NAME", "NUMBER"):
         shown = "(...)" if right == "(" else right
-        return _error(f"missing operator between {left!r} and {right!r}; products need an "
-                      f"explicit *: write {left}*{shown}", text, token.start_pos)
-    return _error(f"missing operator before {right!r}; products need an explicit *", text,
-                  token.start_pos)
+        return ParseError.at(f"missing operator between {left!r} and {right!r}; products need an "
+                             f"explicit *: write {left}*{shown}", text, token.start_pos)
+    return ParseError.at(f"missing operator before {right!r}; products need an explicit *", text,
+                         token.start_pos)
 
 
 # ---------------------------------------------------------------------------
@@ -545,8 +529,8 @@ class _TermBuilder:
 
     def _limit(self, term: Term) -> Term:
         if term.depth > MAX_DEPTH:
-            raise _error(f"expression nested too deeply (more than {MAX_DEPTH} levels of "
-                         "operators and functions)", self.text, term.start)
+            raise ParseError.at(f"expression nested too deeply (more than {MAX_DEPTH} levels of "
+                                "operators and functions)", self.text, term.start)
         return term
 
     def _number(self, node, kids):
@@ -554,8 +538,9 @@ class _TermBuilder:
         mantissa, _, exponent = str(token).lower().partition("e")
         if len(mantissa) > MAX_NUMBER_DIGITS or (exponent and
                                                  abs(int(exponent)) > MAX_NUMBER_DIGITS):
-            raise _error(f"number too long (more than {MAX_NUMBER_DIGITS} digits or an exponent "
-                         f"beyond ±{MAX_NUMBER_DIGITS})", self.text, token.start_pos)
+            raise ParseError.at(
+                f"number too long (more than {MAX_NUMBER_DIGITS} digits or an exponent "
+                f"beyond ±{MAX_NUMBER_DIGITS})", self.text, token.start_pos)
         return Term("num", value=str(token), start=token.start_pos, end=token.end_pos)
 
     def _name(self, node, kids):
@@ -563,9 +548,10 @@ class _TermBuilder:
         name = self._checked_name(token)
         if name in IDENTITY_NAMES:
             return Term("identity", value=name, start=token.start_pos, end=token.end_pos)
-        if name in FILLED:
-            raise _error(f"{name} needs an argument: {name}(c) is a {name} with every entry c",
-                         self.text, token.start_pos)
+        if name in RESERVED:  # vector, matrix
+            raise ParseError.at(
+                f"{name} needs an argument: {name}(c) is a {name} with every entry c",
+                self.text, token.start_pos)
         return Term("var", value=name, start=token.start_pos, end=token.end_pos)
 
     def _checked_name(self, token) -> str:
@@ -575,8 +561,9 @@ class _TermBuilder:
         if bad is not None:
             ch = name[bad]
             hint = "; powers are written x^2" if ch in "⁰¹²³⁴⁵⁶⁷⁸⁹" else ""
-            raise _error(f"unexpected character {ch!r} in the name {name!r}{hint}", self.text,
-                         token.start_pos + bad)
+            raise ParseError.at(
+                f"unexpected character {ch!r} in the name {name!r}{hint}", self.text,
+                token.start_pos + bad)
         return name
 
     def _definition(self, node, kids):
@@ -639,9 +626,10 @@ class _TermBuilder:
         base, token, exponent = kids
         if str(token) == "^" and exponent.op == "var" and not exponent.paren and \
                 exponent.value.startswith("T"):  # A^ T is a transpose too (the grammar allows blanks)
-            raise _error(f"'^{exponent.value}' is ambiguous: write ^T*{exponent.value[1:]} for a "
-                         f"transpose times {exponent.value[1:]}, or ^({exponent.value}) for a "
-                         "power", self.text, token.start_pos)
+            raise ParseError.at(
+                f"'^{exponent.value}' is ambiguous: write ^T*{exponent.value[1:]} for a "
+                f"transpose times {exponent.value[1:]}, or ^({exponent.value}) for a "
+                "power", self.text, token.start_pos)
         return self._limit(Term("pow", [base, exponent], value=str(token), start=base.start,
                                 end=exponent.end, op_pos=token.start_pos))
 
@@ -650,35 +638,24 @@ class _TermBuilder:
         name = self._checked_name(name_token)
         args = args or []
         start, end = name_token.start_pos, rpar.end_pos
-        if name in SIZED:
-            return self._sized(name, args, start, end)
-        if name in FILLED:
-            self._arity(name, args, 1, start)
-            return self._limit(Term("filled", args, value=name, start=start, end=end))
         if name == "I":
-            raise _error("I is the identity matrix, not a function: write I alone (sized by "
-                         "context) or eye(n)", self.text, start)
-        if name in BUILTIN_CALLS:
-            self._arity(name, args, BUILTIN_CALLS[name], start)
-        elif functions.lookup(name) is not None:
-            self._arity(name, args, 1, start)
-        else:
-            raise _error(_unknown_function(name), self.text, start)
-        return self._limit(Term("call", args, value=name, start=start, end=end, op_pos=start))
-
-    def _arity(self, name: str, args: list, n: int, pos: int) -> None:
-        if len(args) != n:
-            noun = "argument" if n == 1 else "arguments"
-            raise _error(f"{name} takes {n} {noun}, got {len(args)}", self.text, pos)
-
-    def _sized(self, name: str, args: list, start: int, end: int) -> Term:
-        allowed = (1,) if name == "eye" else (1, 2)
-        if len(args) not in allowed:
-            sizes = "1 argument (a size)" if name == "eye" else "1 or 2 arguments (sizes)"
-            hint = "; write eye alone for an identity sized by context" if name == "eye" else ""
-            raise _error(f"{name} takes {sizes}, got {len(args)}{hint}", self.text, start)
-        dims = tuple(self._dimension(name, arg) for arg in args)
-        return Term("sized", value=(name, dims), start=start, end=end)
+            raise ParseError.at("I is the identity matrix, not a function: write I alone (sized by "
+                                "context) or eye(n)", self.text, start)
+        row = CALLS.get(name)
+        if row is None:
+            if functions.lookup(name) is None:
+                raise ParseError.at(_unknown_function(name), self.text, start)
+            if len(args) != 1:  # element-wise functions take one argument
+                raise ParseError.at(f"{name} takes {takes(1)}, got {len(args)}", self.text, start)
+            return self._limit(Term("call", args, value=name, start=start, end=end,
+                                    op_pos=start))
+        wrong = row.arity_error(len(args))
+        if wrong is not None:
+            raise ParseError.at(wrong, self.text, start)
+        if row.form == "sized":
+            dims = tuple(self._dimension(name, arg) for arg in args)
+            return Term("sized", value=(name, dims), start=start, end=end)
+        return self._limit(Term(row.form, args, value=name, start=start, end=end, op_pos=start))
 
     def _dimension(self, name: str, arg: Term):
         """A size in eye/ones/zeros: a positive int literal or a dimension name."""
@@ -687,8 +664,8 @@ class _TermBuilder:
             return int(literal)
         if arg.op == "var" and arg.value.isascii():
             return arg.value
-        raise _error(f"the sizes in {name}(...) are positive integers or dimension names "
-                     f"(ASCII), not {literal!r}", self.text, arg.start)
+        raise ParseError.at(f"the sizes in {name}(...) are positive integers or dimension names "
+                            f"(ASCII), not {literal!r}", self.text, arg.start)
 
 
 # Other tools' names for functions of the table, for the suggestion only.
@@ -699,7 +676,7 @@ _ALIASES = {"ln": "log", "trace": "tr", "logistic": "sigmoid", "expit": "sigmoid
 
 
 def _unknown_function(name: str) -> str:
-    known = sorted(set(functions.FUNCTIONS) | set(BUILTIN_CALLS) | set(SIZED) | set(FILLED))
+    known = sorted(set(functions.FUNCTIONS) | set(CALLS))
     lowered = name.lower()
     alias = _ALIASES.get(lowered)
     if alias == "'":
@@ -746,14 +723,11 @@ def _lower_identity(term, args, text):
 
 
 def _lower_sized(term, args, text):
-    name, dims = term.value
-    if name == "eye":
-        return E.eye(dims[0])
-    return E.ones(dims) if name == "ones" else E.zeros(dims)
+    return CALLS[term.value[0]].lower(args, (), term.shape)
 
 
 def _lower_filled(term, args, text):
-    return E.hadamard(args[0], E.ones(term.shape))
+    return CALLS[term.value].lower(args, [arg.kind for arg in term.args], term.shape)
 
 
 def _lower_neg(term, args, text):
@@ -790,26 +764,15 @@ def _lower_prod(term, args, text):
         if sym in ("./", "/"):
             node = E.power(node, E.num(-1))
         if PRODUCT_OPS[sym] == "matmul" and kind != S and arg.kind != S:
-            own, out, kind = _matmul_labels(kind, out, arg.kind, own)
+            kind, ties, out = matmul_axes(kind, out, arg.kind, own)
+            tied = {right: left for left, right in ties}  # a contracted label is the left's
+            own = tuple(tied.get(label, label) for label in own)
         elif kind == S:
             kind, out = arg.kind, own
         elif arg.kind != S:  # element-wise: the same labels on both sides
             own = out
         factors.append((node, own))
     return E.product(factors, out)
-
-
-def _matmul_labels(lk, out, rk, own):
-    """Labels of the right operand, and the result's labels and kind, for a product."""
-    if lk == M and rk == M:  # A[i,j] B[j,k] -> [i,k]
-        return (out[1], own[1]), (out[0], own[1]), M
-    if lk == M and rk == C:  # A[i,j] x[j] -> [i]
-        return (out[1],), (out[0],), C
-    if lk == R and rk == M:  # x[i] A[i,k] -> [k]
-        return (out[0], own[1]), (own[1],), R
-    if rk == C:  # row or column times column: inner product
-        return (out[0],), (), S
-    return own, (out[0], own[0]), M  # column times row: outer product
 
 
 def _lower_pow(term, args, text):
@@ -819,21 +782,10 @@ def _lower_pow(term, args, text):
 
 
 def _lower_call(term, args, text):
-    name = term.value
-    if name in ("max", "min"):
-        return (E.maximum if name == "max" else E.minimum)(*args)
-    (arg,) = args
-    if name == "diag":
-        return E.diag_vector(arg) if term.args[0].kind == M else E.diag_matrix(arg)
-    if name in _MATRIX_FUNCTIONS:
-        return _MATRIX_FUNCTIONS[name](arg)
-    return E.apply(name, arg)
-
-
-_MATRIX_FUNCTIONS = {"sum": E.sum_all, "tr": E.trace, "det": E.det, "logdet": E.logdet,
-                     "inv": E.inv, "norm1": E.norm1, "norm2": E.norm2, "softmax": E.softmax,
-                     "logsumexp": E.logsumexp}
-assert set(_MATRIX_FUNCTIONS) | {"max", "min", "diag"} == set(CALL_TABLES)
+    row = CALLS.get(term.value)
+    if row is None:  # an element-wise function
+        return E.apply(term.value, *args)
+    return row.lower(args, [arg.kind for arg in term.args], term.shape)
 
 _LOWER = {"num": _lower_num, "identity": _lower_identity,
           "sized": _lower_sized, "filled": _lower_filled, "neg": _lower_neg,
@@ -878,8 +830,8 @@ def _sum_bits(nodes) -> int:
 
 def _check_bits(bits: int, text: str, pos: int) -> None:
     if bits > MAX_CONSTANT_BITS:
-        raise _error("a numeric constant here is too large to compute exactly (more than "
-                     f"{MAX_CONSTANT_BITS} bits)", text, pos)
+        raise ParseError.at("a numeric constant here is too large to compute exactly (more than "
+                            f"{MAX_CONSTANT_BITS} bits)", text, pos)
 
 
 def _check_power(base: E.Node, exponent: E.Node, text: str, pos: int) -> None:

@@ -24,7 +24,8 @@ gives every term a *kind* and a shape, in three steps:
    first appearance, each variable's axes last axis first (so ``X*w - y``
    gives X (m, n), w (n,), y (m,)), then context-sized constants.
 
-Kinds are bit flags so that a set of kinds is an int.
+Kinds, the product table and the built-in calls' shape rules are calls.py's;
+this module only applies them.
 """
 
 from __future__ import annotations
@@ -34,14 +35,11 @@ import contextvars
 import itertools
 import unicodedata
 
-from .errors import ShapeError, located
+from .calls import (CALLS, ELEMENTWISE, KIND_OF_RANK, KIND_WORDS, KINDS, MATMUL_LANGUAGE, RANK,
+                    TRANSPOSED, C, M, R, S, matmul_axes)
+from .errors import ShapeError, located, place
 
-S, C, R, M = 1, 2, 4, 8  # scalar, column vector, row vector, matrix
-KINDS = (S, C, R, M)
 VARIABLE_KINDS = S | C | M  # a variable is never a row vector: vectors are columns
-RANK = {S: 0, C: 1, R: 1, M: 2}
-KIND_OF_RANK = {0: S, 1: C, 2: M}
-KIND_WORDS = {S: "scalar", C: "column vector", R: "row vector", M: "matrix"}
 
 # Fresh dimension names, in the order they are handed out.
 DIM_NAMES = ("n", "m", "k", "p", "q", "r", "s", "t", "u", "v", "w")
@@ -110,42 +108,19 @@ def iter_postorder(root: Term):
 # Kind tables: operand kinds -> result kind. Each operation is one table; the
 # kind search and the dimension walk both read them, so they cannot disagree.
 
-
-def _elementwise():
-    table = {}
-    for k in KINDS:
-        table[(k, k)] = k
-        table[(S, k)] = k
-        table[(k, S)] = k
-    return table
-
-
 TABLES = {
-    # + - .* ⊙ ./ .^ max min: same shape and orientation, or a scalar side.
-    "elementwise": _elementwise(),
-    # * @ · ⋅: scalar·anything, matrix·matrix, matrix·column, row·matrix,
-    # row·column (inner), column·row (outer), column·column (inner, as numpy @).
+    # + - .* ⊙ ./ .^: same shape and orientation, or a scalar side.
+    "elementwise": ELEMENTWISE,
+    # * @ · ⋅: scalar·anything, and the products of calls.MATMUL_LANGUAGE.
     "matmul": {**{(S, k): k for k in KINDS}, **{(k, S): k for k in KINDS},
-               (M, M): M, (M, C): C, (R, M): R, (R, C): S, (C, R): M, (C, C): S},
+               **{pair: kind for pair, (kind, _) in MATMUL_LANGUAGE.items()}},
     "div": {(k, S): k for k in KINDS},  # / divides by a scalar
     "pow": {(S, S): S},  # ^ is the scalar power
-    "transpose": {(S,): S, (C,): R, (R,): C, (M,): M},
-    "to_scalar": {(k,): S for k in KINDS},  # sum norm1 norm2
-    "square_to_scalar": {(M,): S},  # tr det logdet
-    "inv": {(M,): M},
-    "diag": {(C,): M, (R,): M, (M,): C},
-    "softmax": {(C,): C, (R,): R},
-    "logsumexp": {(C,): S, (R,): S},
-    "vector": {(S,): C},  # vector(c): every entry c
-    "matrix": {(S,): M},
+    "transpose": {(k,): TRANSPOSED[k] for k in KINDS},
+    # each built-in call's own shape rule, under its name (element-wise
+    # functions keep their argument's kind and have no table)
+    **{name: row.kinds for name, row in CALLS.items() if row.form != "sized"},
 }
-
-# Functions of one table each; element-wise functions keep their argument's kind.
-CALL_TABLES = {"max": "elementwise", "min": "elementwise", "sum": "to_scalar",
-               "norm1": "to_scalar", "norm2": "to_scalar", "tr": "square_to_scalar",
-               "det": "square_to_scalar", "logdet": "square_to_scalar", "inv": "inv",
-               "diag": "diag", "softmax": "softmax", "logsumexp": "logsumexp"}
-BUILTIN_CALLS = {name: (2 if table == "elementwise" else 1) for name, table in CALL_TABLES.items()}
 
 PRODUCT_OPS = {"*": "matmul", "@": "matmul", "·": "matmul", "⋅": "matmul",
                ".*": "elementwise", "⊙": "elementwise", "./": "elementwise", "/": "div"}
@@ -367,7 +342,7 @@ class _Inference:
             elif op == "sized":
                 _, dims = term.value
                 self.avoid.update(d for d in dims if isinstance(d, str))
-                term.slot = solver.new_slot(C if term.value[0] != "eye" and len(dims) == 1 else M)
+                term.slot = solver.new_slot(CALLS[term.value[0]].kinds[len(dims)])
             elif op == "filled":
                 term.slot = solver.constrain(term.value, (term.args[0].slot,), span)
             elif op in ("sum", "prod"):
@@ -392,11 +367,11 @@ class _Inference:
                 table = "pow" if term.value == "^" else "elementwise"
                 term.slot = solver.constrain(table, (term.args[0].slot, term.args[1].slot), span)
             elif op == "call":
-                table = CALL_TABLES.get(term.value)
-                if table is None:  # an element-wise function keeps its argument's kind
+                if term.value not in CALLS:  # an element-wise function keeps its argument's kind
                     term.slot = term.args[0].slot
                 else:
-                    term.slot = solver.constrain(table, tuple(a.slot for a in term.args), span)
+                    term.slot = solver.constrain(term.value, tuple(a.slot for a in term.args),
+                                                 span)
             else:  # pragma: no cover - the parser builds no other terms
                 raise ShapeError(f"internal: unknown term {op!r}")
 
@@ -524,20 +499,19 @@ class _Inference:
         term.kind, term.dims = M, (d, d)
 
     def _dims_sized(self, term):
-        _, dims = term.value
+        name, dims = term.value
+        term.kind = CALLS[name].kinds[len(dims)]
         term.dims = tuple(self.dims.new(d) for d in dims)
-        if term.value[0] == "eye":
+        if len(term.dims) < RANK[term.kind]:  # eye(n): one size for both sides
             term.dims = (term.dims[0], term.dims[0])
-        term.kind = C if len(term.dims) == 1 else M
 
     def _dims_filled(self, term):
         arg = term.args[0]
         if arg.kind != S:
             raise self.error(f"{term.value}(c) fills every entry with a scalar c, but "
                              f"{self.clause(self.as_operand(arg))}", term.start)
-        rank = 1 if term.value == "vector" else 2
-        term.kind = C if rank == 1 else M
-        term.dims = tuple(self.dims.new() for _ in range(rank))
+        term.kind = CALLS[term.value].kinds[(S,)]
+        term.dims = tuple(self.dims.new() for _ in range(RANK[term.kind]))
         self.context_dims.append(term.dims)
 
     def _dims_neg(self, term):
@@ -547,7 +521,7 @@ class _Inference:
         arg = term.args[0]
         kind, dims = arg.kind, arg.dims
         if term.count % 2:
-            kind = {S: S, C: R, R: C, M: M}[kind]
+            kind = TRANSPOSED[kind]
             dims = dims[::-1]
         term.kind, term.dims = kind, dims
 
@@ -582,15 +556,14 @@ class _Inference:
 
     def _dims_call(self, term):
         name = term.value
-        table = CALL_TABLES.get(name)
-        if table is None:  # element-wise function
+        row = CALLS.get(name)
+        if row is None:  # element-wise function
             term.kind, term.dims = term.args[0].kind, term.args[0].dims
-        elif table == "elementwise":  # max, min
+        elif row.elementwise:  # max, min
             a, b = (self.as_operand(arg) for arg in term.args)
-            term.kind, term.dims = self.binary(table, name, a, b, term.op_pos)
+            term.kind, term.dims = self.binary("elementwise", name, a, b, term.op_pos)
         else:
-            term.kind, term.dims = self.unary(table, name, self.as_operand(term.args[0]),
-                                              term.op_pos)
+            term.kind, term.dims = self.unary(row, self.as_operand(term.args[0]), term.op_pos)
 
     def binary(self, table: str, sym: str, left, right, pos: int):
         """The kind and dims of ``left sym right``, or a ShapeError naming both sides."""
@@ -600,7 +573,7 @@ class _Inference:
                              pos)
         result = TABLES[table][(lk, rk)]
         if table == "matmul" and lk != S and rk != S:
-            ties, dims = _matmul_dims(lk, ld, rk, rd)
+            _, ties, dims = matmul_axes(lk, ld, rk, rd)
         elif lk == S:
             ties, dims = [], rd
         elif rk == S:
@@ -614,23 +587,16 @@ class _Inference:
                                  pos)
         return result, dims
 
-    def unary(self, table: str, name: str, arg, pos: int):
-        if (arg.kind,) not in TABLES[table]:
-            need = {"square_to_scalar": "a square matrix", "inv": "a square matrix",
-                    "softmax": "a vector", "logsumexp": "a vector",
-                    "diag": "a vector or a square matrix"}[table]
-            raise self.error(f"{name} needs {need}, but {self.clause(arg)}", pos)
-        kind = TABLES[table][(arg.kind,)]
-        dims = arg.dims
-        if table in ("square_to_scalar", "inv") or (table == "diag" and arg.kind == M):
-            clash = self.dims.unify(dims[0], dims[1])
+    def unary(self, row, arg, pos: int):
+        """The kind and dims of a built-in call of one argument (its row of calls.CALLS)."""
+        if (arg.kind,) not in row.kinds:
+            raise self.error(f"{row.name} needs {row.need}, but {self.clause(arg)}", pos)
+        if row.square and arg.kind == M:
+            clash = self.dims.unify(arg.dims[0], arg.dims[1])
             if clash:
-                raise self.error(f"{name} needs a square matrix, but {self.clause(arg)}", pos)
-        if kind == S:
-            return S, ()
-        if table == "diag":
-            return kind, (dims[0], dims[0]) if kind == M else (dims[0],)
-        return kind, dims
+                raise self.error(f"{row.name} needs a square matrix, but {self.clause(arg)}",
+                                 pos)
+        return row.kinds[(arg.kind,)], row.result_dims(arg.kind, arg.dims)
 
     # -- step 3 -------------------------------------------------------------
 
@@ -662,9 +628,7 @@ class _Inference:
         return _snippet(self.text[start:end])
 
     def where(self, pos: int) -> str:
-        line = self.text.count("\n", 0, pos) + 1
-        column = pos - (self.text.rfind("\n", 0, pos) + 1) + 1
-        return f"at column {column}" if line == 1 else f"at line {line}, column {column}"
+        return "at " + place(self.text, pos)
 
     def as_operand(self, term: Term) -> "_Operand":
         base = term
@@ -706,7 +670,7 @@ class _Inference:
             return "a scalar"
         if kind in (C, R):
             return f"a {KIND_WORDS[kind]} of length {shape[0]}"
-        return f"a matrix of shape ({shape[0]}, {shape[1]})"
+        return f"a matrix of shape {format_shape(shape)}"
 
     def resolve_partial(self, names, dims):
         out = []
@@ -735,19 +699,6 @@ def _bare_name(term: Term):
     while term.op == "neg" or term.op == "transpose" and term.count % 2 == 0:
         term = term.args[0]
     return term.value if term.op == "var" else None
-
-
-def _matmul_dims(lk, ld, rk, rd):
-    """The dimensions a product ties together, and the result's dimensions."""
-    if lk == M and rk == M:  # (a, b)·(b, c) -> (a, c)
-        return [(ld[1], rd[0])], (ld[0], rd[1])
-    if lk == M:  # (a, b)·col(b) -> col(a)
-        return [(ld[1], rd[0])], (ld[0],)
-    if rk == M:  # row(a)·(a, b) -> row(b)
-        return [(ld[0], rd[0])], (rd[1],)
-    if rk == C:  # row(a)·col(a), col(a)·col(a) -> scalar
-        return [(ld[0], rd[0])], ()
-    return [], (ld[0], rd[0])  # col(a)·row(b) -> matrix (a, b)
 
 
 class _Operand:
@@ -809,6 +760,12 @@ def _mismatch_message(table, sym, left, right, a, b) -> str:
         return f"cannot multiply {left} by {right}: dimension {a} does not match {b}"
     verb = _VERBS.get(sym, "combine")
     return f"cannot {verb} {left} and {right}: dimension {a} does not match {b}"
+
+
+def format_shape(shape) -> str:
+    """``()``, ``(n,)``, ``(m, n)``, ``(3,)``: a shape as a Python tuple, without quotes."""
+    dims = [str(d) for d in shape]
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
 
 
 def _fresh_names(taken: set):
