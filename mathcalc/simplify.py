@@ -312,6 +312,18 @@ def _as_inverse(f: E.Node, idx: tuple):
     return arg, tuple(idx)
 
 
+def _cancelling(jdx, rs, symmetric: bool, inner):
+    """The δ's indices where X[jdx] and inv(X)[rs] cancel, or None; a symmetric X
+    (and its inverse) is read either way round, X[p,q] = X[q,p]."""
+    for p, q in (jdx, jdx[::-1]) if symmetric else (jdx,):
+        for r, s in (rs, rs[::-1]) if symmetric else (rs,):
+            if q == r and inner(q) and p != q and s != q:  # X[p,q]·inv(X)[q,s]
+                return (p, s)
+            if s == p and inner(p) and q != p and r != p:  # inv(X)[r,p]·X[p,q]
+                return (r, q)
+    return None
+
+
 def cancel_inverses(node: E.Node):
     """X*inv(X) → I and inv(X)*X → I where their summed index is in these two factors only.
 
@@ -332,16 +344,12 @@ def cancel_inverses(node: E.Node):
         found = _as_inverse(f, idx)
         if found is None:
             continue
-        base, (r, s) = found
+        base, rs = found
         for j, (g, jdx) in enumerate(node.factors):
             if j == k or g != base:
                 continue
-            p, q = jdx
-            if q == r and inner(q) and p != q and s != q:  # X[p,q]·inv(X)[q,s]
-                delta = (p, s)
-            elif s == p and inner(p) and q != p and r != p:  # inv(X)[r,p]·X[p,q]
-                delta = (r, q)
-            else:
+            delta = _cancelling(jdx, rs, E.is_symmetric(base), inner)
+            if delta is None:
                 continue
             rest = [fi for m, fi in enumerate(node.factors) if m not in (j, k)]
             rest.append((E.eye(base.shape[0]), delta))

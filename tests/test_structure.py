@@ -100,6 +100,16 @@ def test_parse_folds_with_structure():
     assert str(mc.parse("S'", S=("n", "n"))) == "S'"
 
 
+def test_inverses_cancel_whichever_way_a_symmetric_factor_is_read():
+    from mathcalc.simplify import simplify
+
+    for text, want in [("S*inv(S)", "eye(n)"), ("x'*S*inv(S)*y", "x'*y"), ("inv(S)*S*x", "x"),
+                       ("x'*inv(S)*S", "x"), ("A*S*inv(S)*B", "A*B")]:
+        f = mc.parse(text, S=SPD, A=("n", "n"), B=("n", "n"), x=("n",), y=("n",))
+        assert str(mc.Expr(simplify(f.node), f.variables)) == want, text
+    assert str(mc.grad("logdet(S*B)", "B", S=SPD, B=("n", "n"))) == "inv(B')"
+
+
 # ---------------------------------------------------------------------------
 # SPEC 6: the API
 
