@@ -27,6 +27,7 @@ import traceback
 import click
 
 import mathcalc as mc
+from .shapes import format_shape
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -79,14 +80,6 @@ def _shapes(specs) -> dict:
                                      f"and {format_shape(shape)}")
         out[name] = shape
     return out
-
-
-def format_shape(shape) -> str:
-    """``()``, ``(n,)``, ``(m, n)``, ``(3,)``: a Python tuple without the quotes."""
-    dims = [str(d) for d in shape]
-    if len(dims) == 1:
-        return f"({dims[0]},)"
-    return "(" + ", ".join(dims) + ")"
 
 
 def _text(expr: str, what: str = "EXPR") -> str:

@@ -32,10 +32,10 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 
 from . import expr as E
 from . import functions as F
+from .calls import KIND_NAMES, MATMUL, TRANSPOSED
+from .calls import C as COLUMN, M as MATRIX, R as ROW, S as SCALAR
 from .errors import MathcalcError, ShapeError
 from .expression import Expr
-
-SCALAR, COLUMN, ROW, MATRIX = "scalar", "column", "row", "matrix"
 
 
 def _dim(d):
@@ -156,8 +156,7 @@ def _read(s):
         return make(shape), kind
     if isinstance(s, sympy.Transpose):
         node, kind = _read(s.arg)
-        flipped = {COLUMN: ROW, ROW: COLUMN}.get(kind, kind)
-        return (E.transpose(node) if kind == MATRIX else node), flipped
+        return (E.transpose(node) if kind == MATRIX else node), TRANSPOSED[kind]
     if isinstance(s, sympy.Inverse):
         node, _ = _read(s.arg)
         return E.inv(node), MATRIX
@@ -249,7 +248,7 @@ def _read_scalar(s):
 def _add(parts):
     kinds = {k for _, k in parts}
     if len(kinds) > 1:
-        raise ShapeError(f"SymPy sum mixes {', '.join(sorted(kinds))}")
+        raise ShapeError(f"SymPy sum mixes {', '.join(sorted(KIND_NAMES[k] for k in kinds))}")
     return E.add(*[n for n, _ in parts]), parts[0][1]
 
 
@@ -258,16 +257,9 @@ def _multiply(left, right):
     if ka == SCALAR or kb == SCALAR:
         scalar, other, kind = (a, b, kb) if ka == SCALAR else (b, a, ka)
         return E.hadamard(scalar, other), kind
-    table = {
-        (MATRIX, MATRIX): ("ij,jk->ik", MATRIX),
-        (MATRIX, COLUMN): ("ij,j->i", COLUMN),
-        (ROW, MATRIX): ("i,ij->j", ROW),
-        (ROW, COLUMN): ("i,i->", SCALAR),
-        (COLUMN, ROW): ("i,j->ij", MATRIX),
-    }
-    if (ka, kb) not in table:
-        raise ShapeError(f"cannot multiply a {ka} by a {kb}")
-    spec, kind = table[(ka, kb)]
+    if (ka, kb) not in MATMUL:  # matrix algebra: no column·column
+        raise ShapeError(f"cannot multiply a {KIND_NAMES[ka]} by a {KIND_NAMES[kb]}")
+    kind, spec = MATMUL[(ka, kb)]
     return E.einsum(spec, a, b), kind
 
 

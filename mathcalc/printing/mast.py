@@ -5,21 +5,21 @@
 Both ask ``needs_parens`` where to put brackets, so the two can never disagree
 about precedence.
 
-Every node carries a ``kind``: ``"s"`` scalar, ``"c"`` column vector, ``"r"``
-row vector, ``"m"`` matrix (index-notation terms are scalars, ``"s"``).
+Every node carries a ``kind`` of calls.py's vocabulary: ``SCALAR``, ``COLUMN``
+vector, ``ROW`` vector or ``MATRIX`` (index-notation terms are scalars).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SCALAR, COLUMN, ROW, MATRIX = "s", "c", "r", "m"
+from ..calls import TRANSPOSED, C as COLUMN, M as MATRIX, R as ROW, S as SCALAR
 
 
 class Ast:
     """Base of the matrix-notation nodes (frozen dataclasses, hashable)."""
 
-    kind: str
+    kind: int
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Leaf(Ast):
     """
 
     text: str
-    kind: str
+    kind: int
     role: str = "var"
 
 
@@ -42,7 +42,7 @@ class Call(Ast):
 
     name: str
     args: tuple
-    kind: str
+    kind: int
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,8 @@ class Transpose(Ast):
     arg: Ast
 
     @property
-    def kind(self) -> str:
-        return {COLUMN: ROW, ROW: COLUMN}.get(self.arg.kind, self.arg.kind)
+    def kind(self) -> int:
+        return TRANSPOSED[self.arg.kind]
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class Neg(Ast):
     arg: Ast
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> int:
         return self.arg.kind
 
 
@@ -70,7 +70,7 @@ class Power(Ast):
     base: Ast
     exponent: Ast
     elementwise: bool
-    kind: str
+    kind: int
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class MatMul(Ast):
     factors: tuple
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> int:
         rows = self.factors[0].kind in (COLUMN, MATRIX)
         cols = self.factors[-1].kind in (ROW, MATRIX)
         return {(True, True): MATRIX, (True, False): COLUMN,
@@ -93,7 +93,7 @@ class Hadamard(Ast):
 
     factors: tuple
     divisors: tuple
-    kind: str
+    kind: int
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ class Scaled(Ast):
     divisors: tuple = ()
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> int:
         return self.body.kind if self.body is not None else SCALAR
 
     def items(self) -> tuple:
@@ -127,7 +127,7 @@ class Add(Ast):
     """``t1 + t2 - t3``: ``terms`` is a tuple of (sign, term) with sign ``+`` or ``-``."""
 
     terms: tuple
-    kind: str
+    kind: int
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ class Indexed(Ast):
 
     base: Ast
     indices: tuple
-    kind: str = field(default=SCALAR)
+    kind: int = field(default=SCALAR)
 
 
 def children(ast: Ast) -> list:

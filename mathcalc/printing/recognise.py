@@ -23,10 +23,11 @@ from __future__ import annotations
 from decimal import Decimal, localcontext
 from fractions import Fraction
 from .. import expr as E
+from ..calls import KIND_OF_RANK, TRANSPOSED
 from . import mast as M
 from .matrix import cost, render
 
-_KIND = {0: M.SCALAR, 1: M.COLUMN, 2: M.MATRIX}
+_KIND = KIND_OF_RANK  # a core node's rank -> its kind (vectors are columns)
 _INDEX_NAMES = "ijklpqrstuvwabcdefgh"
 _EXHAUSTIVE_LIMIT = 6  # pieces; longer products are combined greedily
 
@@ -315,8 +316,8 @@ def matrix_transposes(ast: M.Ast) -> int:
     return count
 
 
-def _flip(kind: str) -> str:
-    return {M.COLUMN: M.ROW, M.ROW: M.COLUMN}.get(kind, kind)
+def _flip(kind: int) -> int:
+    return TRANSPOSED[kind]
 
 
 def _elementwise(name: str) -> bool:

@@ -32,7 +32,6 @@ from .latex import _CALLS, _function_latex, _Latex, _number, latex_name, to_late
 # How tightly a rendered piece binds, loosest first (as the grammar's levels).
 SUM, PRODUCT, NEG, SUPERSCRIPT, CALL, ATOM = 1, 2, 3, 4, 5, 6
 
-_KIND = {1: M.SCALAR, 2: M.COLUMN, 4: M.ROW, 8: M.MATRIX}  # shapes.S, C, R, M
 _MATMUL = {"*": "", "@": "", "·": r"\cdot", "⋅": r"\cdot"}
 _ELEMENTWISE = {".*": r"\odot", "⊙": r"\odot", "./": r"\oslash"}
 
@@ -159,7 +158,7 @@ def _superscript(term, piece: _Piece, sup: str) -> _Piece:
 
 
 def _scalar(term) -> bool:
-    return term.kind == 1
+    return term.kind == M.SCALAR  # the Terms' kinds are the printers' (calls.py)
 
 
 # ---------------------------------------------------------------------------
@@ -272,8 +271,8 @@ def _call(term, args, bold, done):
     if name == "inv":
         return _superscript(term.args[0], args[0], "-1")
     if name in ("norm1", "norm2"):
-        kind = _KIND.get(term.args[0].kind, M.SCALAR)
-        return _Piece(_Latex(bold)._norm(name, M.Leaf("", kind), texts[0]), CALL, True)
+        return _Piece(_Latex(bold)._norm(name, M.Leaf("", term.args[0].kind), texts[0]), CALL,
+                      True)
     fn = _CALLS.get(name) or _function_latex(name)
     if fn == r"\sqrt":
         return _Piece(rf"\sqrt{{{texts[0]}}}", CALL, _scalar(term))
