@@ -88,6 +88,8 @@ def test_cancel_inverses():
     fires(S.cancel_inverses, "A*X*inv(X)", "A", invertible="X", A=(M, N), X=SQ)
     fires(S.cancel_inverses, "inv(X')*X'*y", "y", invertible="X", X=SQ, y=V)
     assert S.cancel_inverses(mc.parse("X*inv(X)", X=SQ).node) == E.eye(N)
+    # a symmetric S is read either way round (its values: tests/test_structure.py)
+    assert S.cancel_inverses(mc.parse("inv(S)*S", S=mc.symmetric(N)).node) == E.eye(N)
     # guard: the summed index j of X(i,j)·inv(X)(j,k)·y(j) is read by y too
     X, y = E.var("X", SQ), E.var("y", V)
     assert S.cancel_inverses(E.einsum("ij,jk,j->ik", X, E.inv(X), y)) is None
