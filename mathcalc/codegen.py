@@ -23,8 +23,9 @@ from .backend import lower as L
 from .backend.ir import Ref
 from .backend.names import Names, is_parameter_name, validate_identifier, validate_variable_name
 from .errors import MathcalcError
-from .expression import keywords_are_shapes
+from .expression import as_expr, keywords_are_shapes
 from .lambdify import backend_module, shape_text
+from .optimize import reassociate
 
 
 @keywords_are_shapes()
@@ -36,9 +37,6 @@ def codegen(expr, name: str = "f", backend: str = "numpy", checks: bool = True, 
     ``args``: the parameter order (every variable once); by default the
     order in which the variables first appear in the text.
     """
-    from .expression import as_expr
-    from .optimize import reassociate
-
     if not isinstance(checks, bool):
         raise MathcalcError(f"checks must be True or False, not {checks!r}")
     if not isinstance(backend, str):
@@ -142,7 +140,7 @@ def _check_line(p, shape, dims, bound, em) -> str:
     if all(known):
         want = "(" + ", ".join(str(d) if isinstance(d, int) else dims[d].name for d in shape) + \
             ("," if len(shape) == 1 else "") + ")"
-        return (f"if tuple({p}.shape) != {want}: raise ValueError("
+        return (f"if {p}.shape != {want}: raise ValueError("
                 f"{p + ': expected shape ' + text + ' = %s, got %s'!r} % ({want}, tuple({p}.shape)))")
     conds = [f"{p}.ndim != {len(shape)}"]
     seen = set()

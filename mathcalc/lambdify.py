@@ -17,12 +17,19 @@ import builtins
 import difflib
 import functools
 import importlib
+import linecache
+import math
+
+import numpy as np
 
 from . import expr as E
 from .backend import lower as L
-from .backend.ir import Ref
+from .backend.ir import Call, Ref
 from .backend.names import Names, is_parameter_name, validate_variable_name
 from .errors import MathcalcError, ShapeError
+from .expression import as_expr
+from .functions import FUNCTIONS
+from .optimize import reassociate, size_trials
 from .expression import keywords_are_shapes
 
 BACKENDS = ("numpy", "jax", "torch", "cupy", "dask")
@@ -76,8 +83,6 @@ def lambdify(expr, backend: str = "numpy", **shapes):
     variant for assumed sizes and ``fn.sources`` maps each shape signature
     seen so far (the variables' shapes, in order) to the source compiled for it.
     """
-    from .expression import as_expr
-
     if not isinstance(backend, str):
         raise MathcalcError(f"backend must be a name ({', '.join(BACKENDS)}), not {backend!r}")
     e = as_expr(expr, shapes)
@@ -102,8 +107,6 @@ def reassociation_variants(node) -> list:
     """The distinct forms ``optimize.reassociate`` picks at the trial sizes
     (``optimize.size_trials``), in trial order: one form when the choice does
     not depend on the sizes."""
-    from .optimize import reassociate, size_trials
-
     return list(dict.fromkeys(reassociate(node, sizes) for sizes in size_trials(node)))
 
 
@@ -114,8 +117,6 @@ def _size_dispatch(e, module, first):
     ``.source`` is the source for assumed sizes and ``.sources`` the source
     compiled for each shape signature seen.
     """
-    from .optimize import reassociate
-
     variables = e.variables
     names = tuple(variables)
     ranks = tuple(len(shape) for shape in variables.values())
@@ -124,9 +125,7 @@ def _size_dispatch(e, module, first):
 
     def slow_key(kwargs):
         try:
-            return tuple(tuple(getattr(kwargs.get(name, ()), "shape", None) or
-                               __import__("numpy").shape(kwargs.get(name, ())))
-                         for name in names)
+            return tuple(tuple(np.shape(kwargs.get(name, ()))) for name in names)
         except Exception:  # not an array (a ragged list): the checks say what is wrong
             return None
 
@@ -179,8 +178,6 @@ def _compile(e, node, module, sizes=None):
 
 def _register_source(filename: str, source: str) -> None:
     """Let tracebacks show the generated lines."""
-    import linecache
-
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
 
 
@@ -241,7 +238,7 @@ def generate(e, node, module, sizes=None):
                    f"means %s here" + (f" ({where})" if where else ""))
             sizes_ = [dims[d].name for d in dict.fromkeys(shape) if isinstance(d, str) and bound_by[d] != var]
             fmt_args = ", ".join([f"tuple({s})", want] + sizes_)
-            lines.append(f"if tuple({s}) != {want}:")
+            lines.append(f"if {s} != {want}:")  # torch.Size is a tuple too
             lines.append(f"    raise {error}({msg!r} % ({fmt_args}))")
 
     program = L.lower(node, arguments, dims, lambda k: names("t", k), sizes)
@@ -256,7 +253,6 @@ def generate(e, node, module, sizes=None):
         lines += em.lines(step)
     lines += _result_lines(program, em)
     if "math" in em.extra_imports:
-        import math
         namespace[names.fixed("math")] = math
     if "functools" in em.extra_imports:
         namespace[names.fixed("functools")] = functools
@@ -265,8 +261,6 @@ def generate(e, node, module, sizes=None):
 
 
 def _registered(node):
-    from .functions import FUNCTIONS
-
     seen = {}
     for n in E.walk(node):
         if isinstance(n, E.Apply):
@@ -277,8 +271,6 @@ def _registered(node):
 
 
 def _result_lines(program, em) -> list:
-    from .backend.ir import Call
-
     result = program.result
     if program.rank == 0:
         return [f"return {em.expr(Call('scalar', result))}"]

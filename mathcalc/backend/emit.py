@@ -18,6 +18,13 @@ returning lines. Arithmetic (``add``, ``sub``, ``mul``, ``div``, ``neg``,
 
 from __future__ import annotations
 
+import re
+
+import sympy
+from sympy.printing import numpy as printers
+
+from .. import functions as F
+from ..errors import MathcalcError
 from .ir import Call, Lit, Ref
 
 # Python operator precedence, loosest to tightest (only what the emitters write).
@@ -217,20 +224,12 @@ class Emitter:
 
 
 def printed_function(em, name: str, a: str) -> str:
-    import re
-
-    import sympy
-    from sympy.printing import numpy as printers
-
-    from .. import functions as F
-    from ..errors import MathcalcError
-
     entry = F.FUNCTIONS[name]
     u = sympy.Symbol(a if a.isidentifier() else "__u__")
     scalar = entry.scalar.subs(F.U, u).replace(
         lambda e: isinstance(e, (F.sigmoid, F.relu, F.softplus, F.absolute, F.step, F.sign)),
         lambda e: _elementary(e, sympy, F))
-    if em.printer == "TorchPrinter":
+    if em.printer == "TorchPrinter":  # a module of its own (SymPy >= 1.13)
         from sympy.printing.pytorch import TorchPrinter as cls
     else:
         cls = getattr(printers, em.printer)

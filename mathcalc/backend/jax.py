@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import ShapeError
-from .emit import ATOM, MUL, Emitter
+from .emit import MUL, Emitter
 from .numpy import NumpyEmitter, as_real_array, check_scalar, python_number
 
 

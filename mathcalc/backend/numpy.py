@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import ShapeError
 from .emit import ATOM, MUL, Emitter
-from .ir import Lit
+from .lower import subscripts
 
 
 def _sigmoid(em, x):
@@ -74,7 +74,8 @@ class NumpyEmitter(Emitter):
         "norm2": "{lib}.linalg.norm({0})",
         "fn": fn_call,
         "copy": "{lib}.array({0})",
-        "scalar": "{lib}.asarray({0})[()]",
+        # a numpy scalar of the result's dtype (a Python float only from constants)
+        "scalar": "{0} if type({0}) is not float else {lib}.float64({0})",
     }
 
     def stmt_logdet(self, targets, x) -> list:
@@ -95,8 +96,6 @@ class NumpyEmitter(Emitter):
             if not all(present[first:]):
                 code = f"{code}[{self.index(present[first:])}]"
         if len(reps) != len(out):
-            from .lower import subscripts
-
             view_letters, rep_letters = subscripts(out, reps)
             return [f"{t.name} = {self.lib}.zeros({self.shape(shape)}, dtype={self.dtype})",
                     f"{self.lib}.einsum({view_letters + '->' + rep_letters!r}, {t.name})[...] = {code}"]
