@@ -74,7 +74,7 @@ def var_adjoint(node: E.Var, adjoint: E.Node, f_labels: tuple) -> E.Node:
         return adjoint
     wrt = Wrt(node.name, node.shape)
     own = out_labels(node)
-    rule = rule_var(node, None, wrt)
+    rule = RULES[E.Var](node, None, wrt)  # the table's entry, so a plant in it shows
     terms = rule.terms if isinstance(rule, E.Sum) else (rule,)
     return E.add(*[E.product([(adjoint, tuple(f_labels) + own), (t, own + wrt.labels)],
                              tuple(f_labels) + wrt.labels) for t in terms])

@@ -310,8 +310,6 @@ def test_planted_var_rule_is_caught_by_its_own_test(monkeypatch):
         own_test()
 
 
-@pytest.mark.xfail(strict=True, reason="diff's var_adjoint (rules.py) calls rule_var by name, "
-                   "not RULES[E.Var]: a plant in the table does not reach mc.diff")
 def test_planted_var_rule_is_caught_by_check(monkeypatch):
     _, planted, f, wrt, shapes = VAR_CASE
     fx = mc.parse(f, **shapes)
