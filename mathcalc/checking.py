@@ -392,7 +392,7 @@ def _moves(fn, point, dist) -> np.ndarray:
 
 
 def _lambdify_node(node, variables):
-    from .numeric import lambdify
+    from .lambdify import lambdify
 
     return lambdify(Expr(node, variables))
 
@@ -469,7 +469,7 @@ def check(f, wrt: str, /, values: dict | None = None, seed: int = 0, order: int 
     the result is not ok, its errors are infinite and its message says so.
     """
     from .api import diff
-    from .numeric import lambdify
+    from .lambdify import lambdify
 
     values, seed, order, tol = shapes_named_like_options(
         shapes, values=(values, None), seed=(seed, 0), order=(order, 1), tol=(tol, DEFAULT_TOL))
@@ -696,7 +696,7 @@ def compare(a: Expr, b: Expr, values=None, seed: int = 0, points: int = 3,
     (``_RoundOff``). Without a single point where both sides are finite the
     Comparison is not equal and its reason says so.
     """
-    from .numeric import lambdify
+    from .lambdify import lambdify
 
     if a.shape != b.shape:
         return Comparison(False, f"shapes differ: {a.shape} and {b.shape}")
@@ -861,7 +861,7 @@ class _RoundOff:
 
     def _shallow(self, node):
         """(function, {child: placeholder}): the node over placeholders for its children."""
-        from .numeric import lambdify
+        from .lambdify import lambdify
 
         taken = set(self.variables)
         holders = {}
@@ -898,7 +898,7 @@ class _RoundOff:
         """``coef Σ Π operands`` with the product's indices (any number of them)."""
         import opt_einsum
 
-        from .numeric import symbols_spec
+        from .backend.cost import symbols_spec
 
         # a contraction found once per product and shapes: finding its path is slow
         key = (node, tuple(np.shape(o) for o in operands))
