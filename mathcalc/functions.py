@@ -22,6 +22,7 @@ function.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -311,8 +312,6 @@ def _constant(c: sympy.Expr) -> E.Node:
 
 
 def _fraction(r):
-    from fractions import Fraction
-
     r = sympy.Rational(r)
     return Fraction(int(r.p), int(r.q))
 

@@ -40,7 +40,11 @@ import itertools
 import re
 import unicodedata
 from fractions import Fraction
+from importlib.resources import files
 from pathlib import Path
+
+from lark import Lark, Tree
+from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedToken
 
 from . import definitions as D
 from . import expr as E
@@ -62,8 +66,6 @@ _LARK = None
 
 def _grammar_text() -> str:
     try:
-        from importlib.resources import files
-
         return (files("mathcalc.grammar") / "mathcalc.lark").read_text(encoding="utf-8")
     except (ImportError, FileNotFoundError, ModuleNotFoundError, TypeError, OSError):
         path = Path(__file__).resolve().parent.parent / "grammar" / "mathcalc.lark"
@@ -74,8 +76,6 @@ def parser():
     """The Lark parser, built once."""
     global _LARK
     if _LARK is None:
-        from lark import Lark
-
         # Positions are read from the tokens by _TermBuilder: lark's
         # propagate_positions would double the parse time for nothing. The
         # basic lexer reads tokens without the parser's state, so the postlexer
@@ -217,8 +217,6 @@ def _no_gc():
 def parse_terms(text: str):
     """The syntax tree of ``text`` (positions kept): a Term, or a ``definitions.Program``
     when the text has definitions; a ParseError else."""
-    from lark.exceptions import LarkError
-
     try:
         tree = parser().parse(text)
     except LarkError as exc:
@@ -337,8 +335,6 @@ _OPERATORS = {"PLUS", "MINUS", "MULOP", "POW", "EPOW", "LPAR", "COMMA"}
 
 
 def _syntax_error(exc, text: str) -> ParseError:
-    from lark.exceptions import UnexpectedCharacters, UnexpectedToken
-
     if isinstance(exc, UnexpectedCharacters):
         return _character_error(text, exc.pos_in_stream)
     if isinstance(exc, UnexpectedToken):
@@ -361,8 +357,6 @@ def _character_error(text: str, pos: int) -> ParseError:
 
 def _tokens_before(text: str, pos: int) -> list:
     """The tokens of ``text`` that start before ``pos`` (the text there lexed fine)."""
-    from lark.exceptions import LarkError
-
     tokens = []
     try:
         for token in parser().lex(text[:pos]):
@@ -452,8 +446,6 @@ def _statement_error(text: str, pos: int, token, kind: str, before: list, expect
 
 def _tokens_from(text: str, pos: int):
     """The first token of ``text`` at or after ``pos``, or None."""
-    from lark.exceptions import LarkError
-
     try:
         for token in parser().lex(text[pos:]):
             token.start_pos += pos
@@ -500,8 +492,6 @@ class _TermBuilder:
         self.text = text
 
     def build(self, tree) -> Term:
-        from lark import Tree
-
         results = []
         stack = [(tree, False)]
         while stack:
