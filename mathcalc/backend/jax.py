@@ -17,11 +17,21 @@ import numpy as np
 
 from ..errors import ShapeError
 from .emit import MUL, Emitter
+from .ir import Call
 from .numpy import NumpyEmitter, as_real_array, check_scalar, python_number
 
 
 def _matmul(em, x):
-    return f"{em.atom(x.args[0])} @ {em.atom(x.args[1])}", MUL
+    """``a @ b``; a transposed matrix times a vector is the vector times the matrix
+    (``M.T @ v`` is ``v @ M``): XLA on the CPU copies ``M.T`` before a dot, and
+    contracts either axis of M without a copy."""
+    a, b = x.args
+    ranks = x.attrs.get("ranks", (2, 2))
+    if ranks == (2, 1) and isinstance(a, Call) and a.op == "T":
+        return f"{em.atom(b)} @ {em.atom(a.args[0])}", MUL
+    if ranks == (1, 2) and isinstance(b, Call) and b.op == "T":
+        return f"{em.atom(b.args[0])} @ {em.atom(a)}", MUL
+    return f"{em.atom(a)} @ {em.atom(b)}", MUL
 
 
 def _sigmoid(em, x):

@@ -300,6 +300,8 @@ def lower_product(node: E.Product, ctx: _Lowering):
     core = _core(dense, core_out, node.dims, ctx) if dense else None
     if core is None:
         value = mult if mult is not None else Lit(1.0)
+    elif isinstance(mult, Lit) and mult.value == -1:
+        value = C("neg", core)
     elif mult is not None:
         value = C("mul", mult, core)
     else:
@@ -465,7 +467,7 @@ def _pair(a, la, b, lb, out, ctx):
             (a, la, ka), (b, lb, kb) = (b, lb, kb), (a, la, ka)
         left = a if la[-1] == c else C("T", a)
         right = b if lb[0] == c else C("T", b)
-        return C("dot", left, right)
+        return C("dot", left, right, ranks=(len(la), len(lb)))
     if not out and len(la) == len(lb) == 2:  # Σ_ij A_ij B_ij or Σ_ij A_ij B_ji
         return C("vdot", a, b) if la == lb else C("vdot", a, C("T", b))
     axes = (tuple(la.index(l) for l in sorted(contracted)), tuple(lb.index(l) for l in sorted(contracted)))
