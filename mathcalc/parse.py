@@ -506,8 +506,7 @@ class _TermBuilder:
             else:
                 stack.append((node, True))
                 stack.extend((child, False) for child in reversed(node.children))
-        term = results[0]
-        return term
+        return results[0]
 
     def _handler(self, rule: str):
         """The method for a parse-tree node; a grammar rule without one is a bug, said loudly."""
@@ -661,8 +660,8 @@ class _TermBuilder:
 # Other tools' names for functions of the table, for the suggestion only.
 _ALIASES = {"ln": "log", "trace": "tr", "logistic": "sigmoid", "expit": "sigmoid",
             "transpose": "'", "inverse": "inv", "heaviside": "step", "maximum": "max",
-            "minimum": "min", "norm": "norm2", "logsumexp": "logsumexp", "lse": "logsumexp",
-            "diagonal": "diag", "identity": "eye"}
+            "minimum": "min", "norm": "norm2", "lse": "logsumexp", "diagonal": "diag",
+            "identity": "eye"}
 
 
 def _unknown_function(name: str) -> str:
