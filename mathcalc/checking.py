@@ -45,7 +45,6 @@ import numpy as np
 from . import expr as E
 from .errors import MathcalcError, ShapeError
 from .expression import Expr, as_expr, keywords_are_shapes
-from .simplify import _rebuild  # a node with new children (optimize uses it too)
 
 # Finite-difference step relative to each entry: the cube root of the float64
 # epsilon balances truncation (h²) against round-off (ε/h) for central differences.
@@ -872,7 +871,7 @@ class _RoundOff:
                     name += "_"
                 taken.add(name)
                 holders[child] = E.var(name, child.shape)
-        shallow = _rebuild(node, holders) if holders else node
+        shallow = node.with_children([holders.get(k, k) for k in node.children()])
         # The variables it uses, and one for each dimension they leave unbound
         # (ones(n) or eye(n) with no variable of size n among them).
         env = {n.name: n.shape for n in E.walk(shallow) if isinstance(n, E.Var)}

@@ -42,7 +42,7 @@ from typing import NamedTuple
 from . import expr as E
 from .diff import diff_node
 from .expression import Expr
-from .simplify import _rebuild, simplify
+from .simplify import simplify
 
 # Nodes whose value is not linear in their X-dependent children.
 _NONLINEAR = (E.Apply, E.Pow, E.Max, E.Min, E.Inv, E.Det, E.LogDet, E.Softmax, E.LogSumExp,
@@ -273,7 +273,7 @@ def _in_names(node: E.Node, as_var: dict, wrt: str) -> E.Node:
         if n is not node and n in as_var:
             memo[n] = as_var[n]
         elif wrt in n.free_vars:
-            memo[n] = _rebuild(n, memo)
+            memo[n] = n.with_children([memo.get(k, k) for k in n.children()])
     return memo.get(node, node)
 
 
@@ -281,7 +281,7 @@ def _replaced(node: E.Node, mapping: dict) -> E.Node:
     """``node`` with every subexpression found in ``mapping`` replaced, bottom-up."""
     memo: dict = {}
     for n in E.walk(node):
-        new = _rebuild(n, memo)
+        new = n.with_children([memo.get(k, k) for k in n.children()])
         memo[n] = mapping.get(new, new)
     return memo[node]
 

@@ -6,8 +6,11 @@ outer products, Hadamard products, transposes, traces, sums and diagonals are
 all products; derivative rules, printing and lambdify handle the one node
 (Laue, Mitterreiter, Giesen, AAAI 2020).
 
-Nodes are frozen and hashed by a structural digest computed once, so equal
-subexpressions compare equal in O(1) and work on them can be cached.
+Nodes are frozen (assigning to any attribute raises) and hashed by a structural
+digest computed once, so equal subexpressions compare equal in O(1) and work on
+them can be cached. The set of node types is closed (``NODE_TYPES``): a pass
+handles every one and raises ``UnknownNodeError`` on anything else; a pass that
+only replaces children goes through ``Node.with_children``.
 
 Dimensions are ints or names (``"n"``); a name never equals an int. Indices
 inside a Product are ints: ``0 .. rank-1`` are the output axes in order, the
@@ -61,21 +64,45 @@ def _digest(*parts) -> bytes:
     return h.digest()
 
 
+class UnknownNodeError(TypeError):
+    """A pass met a node type it does not handle: a bug in mathcalc, not bad input.
+
+    The node types are a closed set (``NODE_TYPES``); a new one must be taught to
+    every pass, and tests/test_node_types.py walks each type through each pass."""
+
+
+def unknown_node(where: str, node) -> UnknownNodeError:
+    """The error a pass raises (``raise unknown_node("latex", node)``) on a node type
+    it does not handle, instead of a silent fallback."""
+    return UnknownNodeError(f"{where}: unknown node type {type(node).__name__} "
+                            f"(every pass handles exactly the types of expr.NODE_TYPES)")
+
+
 class Node:
-    """Base of all expression nodes: a tensor with a shape and children."""
+    """Base of all expression nodes: a tensor with a shape and children.
+
+    Frozen: ``__setattr__`` always raises. Constructors fill the slots once, through
+    ``_set`` (``object.__setattr__``), which is also how the derived caches
+    (``_digest``, ``_hash``, ``_free``, ``_sym``) are stored, eagerly, at construction.
+    """
 
     __slots__ = ("shape", "_digest", "_hash", "_free", "_sym")
 
+    def _set(self, **fields) -> None:
+        """Fill slots: for constructors (and unpickling) only."""
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
+
     def _init(self, shape: Shape, *parts) -> None:
-        self.shape = tuple(shape)
-        self._digest = _digest(type(self).__name__, self.shape, *parts)
-        self._hash = int.from_bytes(self._digest[:8], "little")
+        shape = tuple(shape)
+        digest = _digest(type(self).__name__, shape, *parts)
         # Computed eagerly from the children (built first), so deep trees never recurse.
         free = frozenset()
         for child in self.children():
             free = free | child._free if child._free else free
-        self._free = free
-        self._sym = self.rank == 2 and self._symmetric()
+        self._set(shape=shape, _digest=digest, _hash=int.from_bytes(digest[:8], "little"),
+                  _free=free)
+        self._set(_sym=self.rank == 2 and self._symmetric())
 
     def _symmetric(self) -> bool:
         """Whether the matrix equals its transpose by construction (see
@@ -88,6 +115,27 @@ class Node:
 
     def children(self) -> tuple:
         return ()
+
+    def with_children(self, children) -> "Node":
+        """This node with ``children`` in place of ``children()`` (same number, same
+        order), rebuilt through the folding constructors: ``add`` drops zeros and
+        collects terms, ``product`` contracts deltas, ``inv(inv(X))`` is X. The node
+        itself where every child is the same object. The one way passes rebuild."""
+        if type(self) not in _CLOSED_SET:
+            raise unknown_node("with_children", self)
+        new = tuple(children)
+        old = self.children()
+        if len(new) != len(old):
+            raise TypeError(f"with_children: {type(self).__name__} has {len(old)} children, "
+                            f"{len(new)} given")
+        if all(a is b for a, b in zip(new, old)):
+            return self
+        return self._rebuilt(new)
+
+    def _rebuilt(self, new: tuple) -> "Node":
+        """``with_children`` for a node with children, once something changed; each
+        type with children defines it through its constructor."""
+        raise unknown_node("with_children", self)
 
     @property
     def free_vars(self) -> frozenset:
@@ -104,9 +152,16 @@ class Node:
         return not self.__eq__(other)
 
     def __setattr__(self, name, value):
-        if getattr(self, "_frozen", False):  # pragma: no cover - guard
-            raise AttributeError("nodes are immutable")
-        object.__setattr__(self, name, value)
+        raise AttributeError(f"{type(self).__name__} nodes are frozen: cannot set {name!r} "
+                             f"(build a new node: the constructors, with_children)")
+
+    def __delattr__(self, name):
+        raise AttributeError(f"{type(self).__name__} nodes are frozen: cannot delete {name!r}")
+
+    def __setstate__(self, state) -> None:
+        # pickle and copy restore the slots here (their default would call __setattr__)
+        _, slots = state
+        self._set(**slots)
 
     def __repr__(self) -> str:
         return debug_str(self)
@@ -136,12 +191,11 @@ class Var(Node):
                                       or shape[0] != shape[1]):
             raise ShapeError(f"{name!r} of shape {shape} cannot be {structure!r}: structure is "
                              f"one of {', '.join(STRUCTURES)}, for a square matrix")
-        self.name = name
-        self.structure = structure
+        self._set(name=name, structure=structure)
         # (the structure joins the digest only when there is one: plain variables
         # hash as they always have)
         self._init(shape, name, *((structure,) if structure else ()))
-        self._free = frozenset((name,))
+        self._set(_free=frozenset((name,)))
 
     def _symmetric(self) -> bool:
         return self.structure is not None
@@ -153,7 +207,7 @@ class Num(Node):
     __slots__ = ("value",)
 
     def __init__(self, value):
-        self.value = as_number(value)
+        self._set(value=as_number(value))
         self._init((), self.value)
 
 
@@ -181,7 +235,7 @@ class Delta(Node):
     __slots__ = ("dim",)
 
     def __init__(self, dim: Dim):
-        self.dim = dim
+        self._set(dim=dim)
         self._init((dim, dim))
 
     def _symmetric(self) -> bool:
@@ -198,11 +252,14 @@ class Sum(Node):
     __slots__ = ("terms",)
 
     def __init__(self, terms: tuple, shape: Shape):
-        self.terms = tuple(terms)
+        self._set(terms=tuple(terms))
         self._init(shape, *self.terms)
 
     def children(self):
         return self.terms
+
+    def _rebuilt(self, new):
+        return add(*new)
 
     def _symmetric(self) -> bool:
         return _all_symmetric(self.terms)
@@ -219,9 +276,7 @@ class Product(Node):
     __slots__ = ("coef", "factors", "dims")
 
     def __init__(self, coef: Number, factors: tuple, dims: tuple, rank: int):
-        self.coef = coef
-        self.factors = tuple(factors)
-        self.dims = tuple(dims)
+        self._set(coef=coef, factors=tuple(factors), dims=tuple(dims))
         parts = [coef, rank, self.dims]
         for node, idx in self.factors:
             parts.append(node)
@@ -230,6 +285,10 @@ class Product(Node):
 
     def children(self):
         return tuple(node for node, _ in self.factors)
+
+    def _rebuilt(self, new):
+        return product([(c, idx) for c, (_, idx) in zip(new, self.factors)],
+                       tuple(range(self.rank)), coef=self.coef)
 
     def _symmetric(self) -> bool:
         # c·S, S .* T, a·S: every matrix factor symmetric and on the two output axes
@@ -267,12 +326,14 @@ class Apply(Node):
     __slots__ = ("fn", "arg")
 
     def __init__(self, fn: str, arg: Node):
-        self.fn = fn
-        self.arg = arg
+        self._set(fn=fn, arg=arg)
         self._init(arg.shape, fn, arg)
 
     def children(self):
         return (self.arg,)
+
+    def _rebuilt(self, new):
+        return apply(self.fn, *new)
 
     def _symmetric(self) -> bool:
         return self.arg._sym
@@ -284,8 +345,7 @@ class _Binary(Node):
     __slots__ = ("left", "right")
 
     def __init__(self, left: Node, right: Node):
-        self.left = left
-        self.right = right
+        self._set(left=left, right=right)
         self._init(broadcast_shape(left, right), left, right)
 
     def children(self):
@@ -308,13 +368,22 @@ class Pow(_Binary):
     def exponent(self):
         return self.right
 
+    def _rebuilt(self, new):
+        return power(*new)
+
 
 class Max(_Binary):
     __slots__ = ()
 
+    def _rebuilt(self, new):
+        return maximum(*new)
+
 
 class Min(_Binary):
     __slots__ = ()
+
+    def _rebuilt(self, new):
+        return minimum(*new)
 
 
 def broadcast_shape(a: Node, b: Node) -> Shape:
@@ -336,7 +405,7 @@ class _Unary(Node):
 
     def __init__(self, arg: Node):
         _check_arg(type(self).__name__.lower(), self.needs, arg)
-        self.arg = arg
+        self._set(arg=arg)
         self._init(() if self.scalar_result else arg.shape, arg)
 
     def children(self):
@@ -358,15 +427,24 @@ class Inv(_Unary):
     def _symmetric(self) -> bool:
         return self.arg._sym
 
+    def _rebuilt(self, new):
+        return inv(*new)
+
 
 class Det(_Unary):
     __slots__ = ()
     needs = "square"
 
+    def _rebuilt(self, new):
+        return det(*new)
+
 
 class LogDet(_Unary):
     __slots__ = ()
     needs = "square"
+
+    def _rebuilt(self, new):
+        return logdet(*new)
 
 
 class Softmax(_Unary):
@@ -374,10 +452,16 @@ class Softmax(_Unary):
     needs = "vector"
     scalar_result = False
 
+    def _rebuilt(self, new):
+        return softmax(*new)
+
 
 class LogSumExp(_Unary):
     __slots__ = ()
     needs = "vector"
+
+    def _rebuilt(self, new):
+        return logsumexp(*new)
 
 
 class Norm1(_Unary):
@@ -386,6 +470,12 @@ class Norm1(_Unary):
 
 class Norm2(_Unary):
     __slots__ = ()
+
+    def _rebuilt(self, new):
+        return norm1(*new)
+
+    def _rebuilt(self, new):
+        return norm2(*new)
 
 
 def _all_symmetric(mats) -> bool:
@@ -407,6 +497,7 @@ def is_symmetric(node: Node) -> bool:
 
 NODE_TYPES = (Var, Num, Zero, Ones, Delta, Sum, Product, Apply, Pow, Max, Min,
               Inv, Det, LogDet, Softmax, LogSumExp, Norm1, Norm2)
+_CLOSED_SET = frozenset(NODE_TYPES)  # exact types: a subclass of one is not one of them
 
 
 # ---------------------------------------------------------------------------
@@ -1024,24 +1115,6 @@ def walk(node: Node):
     return order
 
 
-def rebuild(node: Node, children) -> Node:
-    """``node`` with new children, through the constructors (so they fold again)."""
-    new = list(children)
-    if isinstance(node, Sum):
-        return add(*new)
-    if isinstance(node, Product):
-        return product([(c, idx) for c, (_, idx) in zip(new, node.factors)],
-                       tuple(range(node.rank)), coef=node.coef)
-    if isinstance(node, Apply):
-        return apply(node.fn, new[0])
-    make = {Pow: power, Max: maximum, Min: minimum, Inv: inv}.get(type(node))
-    if make is not None:
-        return make(*new)
-    if isinstance(node, _Unary):
-        return type(node)(new[0])
-    raise TypeError(f"rebuild: {type(node).__name__} has no children to replace")
-
-
 def restructure(node: Node, structure: dict) -> Node:
     """``node`` with each variable's structure as ``structure`` says (name -> None,
     "symmetric" or "spd"; names not given keep theirs). Rebuilt bottom-up through
@@ -1052,11 +1125,7 @@ def restructure(node: Node, structure: dict) -> Node:
             want = structure.get(n.name, n.structure)
             memo[n] = n if want == n.structure else Var(n.name, n.shape, want)
             continue
-        kids = n.children()
-        if kids and any(memo[k] is not k for k in kids):
-            memo[n] = rebuild(n, [memo[k] for k in kids])
-        else:
-            memo[n] = n
+        memo[n] = n.with_children([memo[k] for k in n.children()])
     return memo[node]
 
 
@@ -1095,4 +1164,4 @@ def debug_str(node: Node) -> str:
         return f"{type(node).__name__.lower()}({debug_str(node.left)}, {debug_str(node.right)})"
     if isinstance(node, _Unary):
         return f"{type(node).__name__.lower()}({debug_str(node.arg)})"
-    raise TypeError(f"debug_str: unknown node type {type(node).__name__}")
+    raise unknown_node("debug_str", node)

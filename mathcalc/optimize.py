@@ -22,14 +22,8 @@ def reassociate(node: E.Node, sizes: dict | None = None) -> E.Node:
     memo: dict = {}
     cache: dict = {}
     for n in E.walk(node):
-        memo[n] = _cheapest(_rebuilt(n, memo), sizes, cache)
+        memo[n] = _cheapest(n.with_children([memo[k] for k in n.children()]), sizes, cache)
     return memo[node]
-
-
-def _rebuilt(n: E.Node, memo: dict) -> E.Node:
-    from .simplify import _rebuild
-
-    return _rebuild(n, memo)
 
 
 # Distributed terms are themselves re-associated this many levels deep, at most.

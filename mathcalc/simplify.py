@@ -24,35 +24,13 @@ from . import expr as E
 
 
 def simplify(node: E.Node) -> E.Node:
-    """Apply the rewrite rules bottom-up, each distinct node once."""
+    """Apply the rewrite rules bottom-up, each distinct node once (its children
+    replaced by their simplified forms through ``with_children``, which raises on a
+    node type it does not know)."""
     memo: dict = {}
     for n in E.walk(node):
-        memo[n] = _rewrite(_rebuild(n, memo))
+        memo[n] = _rewrite(n.with_children([memo[k] for k in n.children()]))
     return memo[node]
-
-
-def _rebuild(n: E.Node, memo: dict) -> E.Node:
-    """n with its children replaced by their simplified forms."""
-    kids = n.children()
-    if not kids or all(memo.get(k, k) is k for k in kids):
-        return n
-    new = [memo.get(k, k) for k in kids]
-    if isinstance(n, E.Sum):
-        return E.add(*new)
-    if isinstance(n, E.Product):
-        return E.product([(c, idx) for c, (_, idx) in zip(new, n.factors)],
-                         tuple(range(n.rank)), coef=n.coef)
-    if isinstance(n, E.Apply):
-        return E.apply(n.fn, new[0])
-    if isinstance(n, E.Pow):
-        return E.power(*new)
-    if isinstance(n, E.Max):
-        return E.maximum(*new)
-    if isinstance(n, E.Min):
-        return E.minimum(*new)
-    if isinstance(n, E.Inv):
-        return E.inv(new[0])
-    return type(n)(new[0])
 
 
 def _rewrite(n: E.Node) -> E.Node:

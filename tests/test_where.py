@@ -279,7 +279,7 @@ def _expanded(w) -> dict:
                 memo[n] = done[n.name]
             elif n.children():
                 kids = [memo[k] for k in n.children()]
-                memo[n] = n if all(a is b for a, b in zip(kids, n.children())) else E.rebuild(n, kids)
+                memo[n] = n if all(a is b for a, b in zip(kids, n.children())) else n.with_children(kids)
             else:
                 memo[n] = n
         done[name] = memo[d.node]

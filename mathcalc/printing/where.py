@@ -114,13 +114,7 @@ class _Chooser:
             rest = [(self.reference(f), idx) for k, (f, idx) in enumerate(n.factors)
                     if k not in inside]
             return E.product([(self.named[q], labels)] + rest, tuple(range(n.rank)), coef=n.coef)
-        kids = n.children()
-        if not kids:
-            return n
-        new = [self.reference(k) for k in kids]
-        if all(a is b for a, b in zip(new, kids)):
-            return n
-        return E.rebuild(n, new)
+        return n.with_children([self.reference(k) for k in n.children()])
 
     def reference(self, n: E.Node) -> E.Node:
         """What stands for ``n`` in its parents: its temporary, or its definition."""
