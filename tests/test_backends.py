@@ -153,12 +153,16 @@ def _logistic_data(rng, m=5, n=3, dtype=np.float64):
                 y=np.sign(rng.standard_normal(m)).astype(dtype))
 
 
+def _logistic_problem(seed):
+    """(values, loss, gradient, Hessian) of logistic regression at a random point."""
+    f = mc.parse(LOGISTIC, **LOG_SHAPES)
+    return _logistic_data(np.random.default_rng(seed)), f, mc.grad(f, "w"), mc.hessian(f, "w")
+
+
 @pytest.mark.skipif(not HAVE["jax"], reason="jax not installed")
 def test_jax_jit_vmap_and_grad_through_generated_functions():
     rng = np.random.default_rng(1)
-    vals = _logistic_data(rng)
-    f = mc.parse(LOGISTIC, **LOG_SHAPES)
-    g, h = mc.grad(f, "w"), mc.hessian(f, "w")
+    vals, f, g, h = _logistic_problem(1)
     jv = {k: jnp.asarray(v) for k, v in vals.items()}
     grad_fn = mc.lambdify(g, backend="jax")
     np.testing.assert_allclose(jax.jit(grad_fn)(**jv), mc.lambdify(g)(**vals), rtol=1e-12)
@@ -195,10 +199,7 @@ def test_jax_logdet_is_nan_for_a_negative_determinant_under_jit():
 
 @pytest.mark.skipif(not HAVE["torch"], reason="torch not installed")
 def test_torch_autograd_through_generated_functions():
-    rng = np.random.default_rng(2)
-    vals = _logistic_data(rng)
-    f = mc.parse(LOGISTIC, **LOG_SHAPES)
-    g, h = mc.grad(f, "w"), mc.hessian(f, "w")
+    vals, f, g, h = _logistic_problem(2)
     t = {k: torch.from_numpy(v) for k, v in vals.items()}
     w = t["w"].clone().requires_grad_(True)
     loss = mc.lambdify(f, backend="torch")(X=t["X"], w=w, y=t["y"])

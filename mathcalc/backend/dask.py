@@ -14,18 +14,8 @@ from __future__ import annotations
 import dask.array as da
 import numpy as np
 
-from ..errors import ShapeError
-from .emit import ATOM, MUL, Emitter
-from .numpy import NumpyEmitter, as_real_array, check_scalar, python_number
-
-
-def _matmul(em, x):
-    return f"{em.atom(x.args[0])} @ {em.atom(x.args[1])}", MUL
-
-
-def _sigmoid(em, x):
-    h = em.lit(0.5 * x.attrs["scale"])
-    return f"0.5 * ({em.lib}.tanh({h} * {em.atom(x.args[0])}) + 1.0)", MUL
+from .emit import ATOM, Emitter, matmul, sigmoid_tanh
+from .numpy import NumpyEmitter, read_native
 
 
 def _in_memory(kernel, drop):
@@ -52,13 +42,13 @@ class DaskEmitter(Emitter):
 
     OPS = {
         **NumpyEmitter.OPS,
-        "dot": _matmul,
+        "dot": matmul,
         "einsum": lambda em, x: (f"{em.lib}.einsum({x.attrs['spec']!r}, "
                                  f"{', '.join(em.expr(a) for a in x.args)})", ATOM),
         "vdot": "{lib}.sum({a0} * {a1})",
         "float": "{np}.float64({0})",
         "step": "({a0} > 0).astype({a0}.dtype)",
-        "sigmoid": _sigmoid,
+        "sigmoid": sigmoid_tanh,
         "inv": _in_memory("inv", False),
         "det": _in_memory("det", True),
         "copy": "{0}",  # dask arrays are immutable
@@ -85,27 +75,8 @@ Emitter = DaskEmitter
 def read(value, name, rank):
     """A dask argument: a dask array (kept lazy; integers read as float64), a Python
     float for a Python number, other arrays wrapped as dask arrays."""
-    if rank == 0:
-        number = python_number(value)
-        if number is not None:
-            return number
-    if isinstance(value, da.Array):
-        kind = value.dtype.kind
-        if kind == "c":
-            raise ShapeError("argument %r is complex (dtype %s); only real values are accepted"
-                             % (name, value.dtype))
-        if kind in "biu":
-            value = value.astype(np.float64)
-        elif kind != "f":
-            raise ShapeError("argument %r has values (dtype %s), not real numbers" % (name, value.dtype))
-        if rank == 0 and value.shape:
-            raise ShapeError("argument %r must be a scalar (shape ()), got an array of shape %s"
-                             % (name, tuple(value.shape)))
-        return value
-    array = as_real_array(value, name)
-    if rank == 0:
-        return check_scalar(array, name)[()]
-    return da.from_array(array)
+    return read_native(value, name, rank, da.Array, lambda v: v.astype(np.float64),
+                       lambda array, rank: array[()] if rank == 0 else da.from_array(array))
 
 
 FAST_ARRAY = None

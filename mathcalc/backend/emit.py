@@ -31,6 +31,17 @@ from .ir import Call, Lit, Ref
 ADD, MUL, NEG, POW, ATOM = 5, 6, 7, 8, 10
 
 
+def matmul(em, x):
+    """``a @ b``: the matrix product of the libraries other than numpy's lambdify."""
+    return f"{em.atom(x.args[0])} @ {em.atom(x.args[1])}", MUL
+
+
+def sigmoid_tanh(em, x):
+    """0.5 * (tanh(u/2) + 1): no overflow for large |u|; a coefficient joins the 0.5."""
+    h = em.lit(0.5 * x.attrs["scale"])
+    return f"0.5 * ({em.lib}.tanh({h} * {em.atom(x.args[0])}) + 1.0)", MUL
+
+
 class Emitter:
     lib = "np"  # the alias the library is imported as
     module = "numpy"  # what the source imports as ``lib``
@@ -157,6 +168,12 @@ class Emitter:
             return method(step.targets, step.value)
         target = ", ".join(t.name for t in step.targets)
         return [f"{target} = {self.expr(step.value)}"]
+
+    def stmt_logdet(self, targets, x) -> list:
+        """log det through slogdet, NaN where det <= 0, without a Python branch on a value."""
+        sign, value = (t.name for t in targets)
+        return [f"{sign}, {value} = {self.lib}.linalg.slogdet({self.expr(x.args[0])})",
+                f"{value} = {self.lib}.where({sign} > 0, {value}, {self.lib}.nan)"]
 
     def stmt_embed(self, targets, x) -> list:
         """A pure placement (no writes): the value times identities on the tied axes.

@@ -15,10 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..errors import ShapeError
-from .emit import MUL, Emitter
+from .emit import MUL, Emitter, sigmoid_tanh
 from .ir import Call
-from .numpy import NumpyEmitter, as_real_array, check_scalar, python_number
+from .numpy import NumpyEmitter, read_native
 
 
 def _matmul(em, x):
@@ -34,11 +33,6 @@ def _matmul(em, x):
     return f"{em.atom(a)} @ {em.atom(b)}", MUL
 
 
-def _sigmoid(em, x):
-    h = em.lit(0.5 * x.attrs["scale"])
-    return f"0.5 * ({em.lib}.tanh({h} * {em.atom(x.args[0])}) + 1.0)", MUL
-
-
 class JaxEmitter(Emitter):
     lib = "jnp"
     module = "jax.numpy"
@@ -48,16 +42,11 @@ class JaxEmitter(Emitter):
     OPS = {
         **NumpyEmitter.OPS,
         "dot": _matmul,
-        "sigmoid": _sigmoid,
+        "sigmoid": sigmoid_tanh,
         "float": "{lib}.asarray({0})",
         "copy": "{0}",  # immutable: nothing to protect
         "scalar": "{lib}.asarray({0})",
     }
-
-    def stmt_logdet(self, targets, x) -> list:
-        sign, value = (t.name for t in targets)
-        return [f"{sign}, {value} = {self.lib}.linalg.slogdet({self.expr(x.args[0])})",
-                f"{value} = {self.lib}.where({sign} > 0, {value}, {self.lib}.nan)"]
 
 
 Emitter = JaxEmitter
@@ -66,27 +55,9 @@ Emitter = JaxEmitter
 def read(value, name, rank):
     """A JAX argument: a jax array (a tracer under jit/vmap) of a floating dtype, or a
     Python float for a scalar given as a Python number (weak: float32 stays float32)."""
-    if rank == 0:
-        number = python_number(value)
-        if number is not None:
-            return number
-    if isinstance(value, jax.Array):
-        kind = np.dtype(value.dtype).kind
-        if kind == "c":
-            raise ShapeError("argument %r is complex (dtype %s); only real values are accepted"
-                             % (name, value.dtype))
-        if kind in "biu":
-            value = value.astype(jax.dtypes.canonicalize_dtype(np.float64))
-        elif kind != "f":
-            raise ShapeError("argument %r has values (dtype %s), not real numbers" % (name, value.dtype))
-        if rank == 0 and value.shape:
-            raise ShapeError("argument %r must be a scalar (shape ()), got an array of shape %s"
-                             % (name, tuple(value.shape)))
-        return value
-    array = as_real_array(value, name)
-    if rank == 0:
-        check_scalar(array, name)
-    return jnp.asarray(array)
+    return read_native(value, name, rank, jax.Array,
+                       lambda v: v.astype(jax.dtypes.canonicalize_dtype(np.float64)),
+                       lambda array, rank: jnp.asarray(array))
 
 
 FAST_ARRAY = None  # every argument goes through read (under jit it runs once, while tracing)

@@ -11,14 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError
-from .emit import ATOM, MUL, Emitter
+from .emit import ATOM, MUL, Emitter, sigmoid_tanh
 from .lower import subscripts
-
-
-def _sigmoid(em, x):
-    # 0.5 * (tanh(u/2) + 1): no overflow for large |u|; the coefficient joins the 0.5
-    h = em.lit(0.5 * x.attrs["scale"])
-    return f"0.5 * ({em.lib}.tanh({h} * {em.atom(x.args[0])}) + 1.0)", MUL
 
 
 def _dot(em, x):
@@ -63,7 +57,7 @@ class NumpyEmitter(Emitter):
         "cos": "{lib}.cos({0})", "tan": "{lib}.tan({0})", "tanh": "{lib}.tanh({0})",
         "sqrt": "{lib}.sqrt({0})", "abs": "{lib}.abs({0})", "sign": "{lib}.sign({0})",
         "step": "{lib}.heaviside({0}, 0.0)",  # 1 where u > 0, else 0, in u's dtype
-        "sigmoid": _sigmoid,
+        "sigmoid": sigmoid_tanh,
         "relu": "{lib}.maximum({0}, 0.0)",
         "softplus": "{lib}.logaddexp(0.0, {0})",  # log(1 + e^u) without overflow
         "maximum": "{lib}.maximum({0}, {1})",
@@ -161,6 +155,34 @@ def read(value, name, rank):
             return number
     array = as_real_array(value, name)
     return check_scalar(array, name)[()] if rank == 0 else array
+
+
+def read_native(value, name, rank, native, cast, wrap):
+    """The argument reader of an array library: a Python number stays a (weak) float for
+    a scalar; an array of the library (``native``) is kept when floating, ``cast`` to
+    float64 when integer or boolean; anything else is read by numpy (``as_real_array``)
+    and ``wrap(array, rank)``-ped into the library."""
+    if rank == 0:
+        number = python_number(value)
+        if number is not None:
+            return number
+    if isinstance(value, native):
+        kind = np.dtype(value.dtype).kind
+        if kind == "c":
+            raise ShapeError("argument %r is complex (dtype %s); only real values are accepted"
+                             % (name, value.dtype))
+        if kind in "biu":
+            value = cast(value)
+        elif kind != "f":
+            raise ShapeError("argument %r has values (dtype %s), not real numbers" % (name, value.dtype))
+        if rank == 0 and value.shape:
+            raise ShapeError("argument %r must be a scalar (shape ()), got an array of shape %s"
+                             % (name, tuple(value.shape)))
+        return value
+    array = as_real_array(value, name)
+    if rank == 0:
+        check_scalar(array, name)
+    return wrap(array, rank)
 
 
 def check_scalar(array, name):

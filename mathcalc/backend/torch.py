@@ -12,13 +12,9 @@ import numpy as np
 import torch
 
 from ..errors import ShapeError
-from .emit import ATOM, MUL, Emitter
+from .emit import ATOM, Emitter, matmul
 from .ir import Lit
 from .numpy import NumpyEmitter, as_real_array, check_scalar, python_number
-
-
-def _matmul(em, x):
-    return f"{em.atom(x.args[0])} @ {em.atom(x.args[1])}", MUL
 
 
 def _sigmoid(em, x):
@@ -53,7 +49,7 @@ class TorchEmitter(Emitter):
 
     OPS = {
         **NumpyEmitter.OPS,
-        "dot": _matmul,
+        "dot": matmul,
         "permute": "{a0}.permute{perm}",
         "sum_axis": "{a0}.sum(dim={axes})",
         "einsum": lambda em, x: (f"{em.lib}.einsum({x.attrs['spec']!r}, "
@@ -75,11 +71,6 @@ class TorchEmitter(Emitter):
         "copy": "{a0}.clone()",
         "scalar": _scalar,
     }
-
-    def stmt_logdet(self, targets, x) -> list:
-        sign, value = (t.name for t in targets)
-        return [f"{sign}, {value} = {self.lib}.linalg.slogdet({self.expr(x.args[0])})",
-                f"{value} = {self.lib}.where({sign} > 0, {value}, {self.lib}.nan)"]
 
     def __init__(self, prefix: str = "", standalone: bool = False):
         super().__init__(prefix, standalone)
