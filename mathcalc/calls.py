@@ -83,6 +83,7 @@ def matmul_axes(lk: int, left: tuple, rk: int, right: tuple) -> tuple:
 
 
 def takes(n: int) -> str:
+    """``1 argument``, ``2 arguments``: an arity in words, for messages."""
     return f"{n} argument" if n == 1 else f"{n} arguments"
 
 
@@ -113,14 +114,15 @@ class MatrixCall:
     need: str = ""
     square: bool = False
     elementwise: bool = False
-    takes: str = ""  # the arity in words, where "n arguments" is not enough
+    arity_words: str = ""  # the arity in words, where "n arguments" is not enough
     arity_hint: str = ""  # said after a wrong number of arguments
 
     def arity_error(self, got: int) -> str | None:
         """The message for ``got`` arguments, or None when that many are right."""
         if got in self.arity:
             return None
-        return f"{self.name} takes {self.takes or takes(self.arity[0])}, got {got}{self.arity_hint}"
+        words = self.arity_words or takes(self.arity[0])
+        return f"{self.name} takes {words}, got {got}{self.arity_hint}"
 
     def result_dims(self, arg_kind: int, dims: tuple) -> tuple:
         """The result's dimensions from a single argument's kind and dimensions."""
@@ -191,12 +193,12 @@ _ROWS = [
                elementwise=True),
     # constants with a size
     MatrixCall("eye", "sized", (1,), {1: M}, _lower_sized(lambda shape: E.eye(shape[0])),
-               takes="1 argument (a size)",
+               arity_words="1 argument (a size)",
                arity_hint="; write eye alone for an identity sized by context"),
     MatrixCall("ones", "sized", (1, 2), {1: C, 2: M}, _lower_sized(E.ones),
-               takes="1 or 2 arguments (sizes)"),
+               arity_words="1 or 2 arguments (sizes)"),
     MatrixCall("zeros", "sized", (1, 2), {1: C, 2: M}, _lower_sized(E.zeros),
-               takes="1 or 2 arguments (sizes)"),
+               arity_words="1 or 2 arguments (sizes)"),
     # constants sized by context: every entry c
     MatrixCall("vector", "filled", (1,), {(S,): C}, _lower_filled),
     MatrixCall("matrix", "filled", (1,), {(S,): M}, _lower_filled),
