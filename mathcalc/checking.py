@@ -106,6 +106,7 @@ def analyse(*nodes: E.Node) -> Domain:
     seen_args = set()
     for root in nodes:
         for node in E.walk(root):
+            E.known("check (domain analysis)", node)  # a new type may bring a domain
             if isinstance(node, E.Var) and node.structure:
                 dom.structure[node.name] = node.structure
             if isinstance(node, (E.Inv, E.Det, E.LogDet)):

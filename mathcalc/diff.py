@@ -21,7 +21,6 @@ gives Hessians and any order.
 from __future__ import annotations
 
 from . import expr as E
-from .errors import DiffError
 from .rules import RULES, Wrt, depends, var_adjoint, zero_derivative
 from .simplify import simplify
 
@@ -32,13 +31,17 @@ _PLACEHOLDER = "\x00d"
 def raw_derivative(node: E.Node, name: str, shape: tuple) -> E.Node:
     """∂node/∂name before simplification: a node of shape node.shape + shape."""
     wrt = Wrt(name, tuple(shape))
+    order = E.walk(node)
+    for n in order:  # every node a type the rules know, also where f does not depend on X
+        if type(n) not in RULES:
+            raise E.unknown_node("diff (rules.RULES)", n)
     if not depends(node, wrt):
         return zero_derivative(node, wrt)
     scalar_wrt = Wrt(name, ())  # the rules' own X axes stay empty: adjoints carry f's axes
     f_labels = tuple(("f", k) for k in range(node.rank))
     contributions: dict = {node: [_seed(node, f_labels)]}
     result = None
-    for n in reversed(E.walk(node)):
+    for n in reversed(order):
         parts = contributions.pop(n, None)
         if parts is None:  # every path from f to n has a zero derivative (sign, step, a ./ 0)
             continue
@@ -70,7 +73,7 @@ def _pullback(n: E.Node, adjoint: E.Node, f_labels: tuple, wrt: Wrt):
     """(child, contribution to ∂f/∂child) for each term of n's rule."""
     rule = RULES.get(type(n))
     if rule is None:
-        raise DiffError(f"no derivative rule for {type(n).__name__}")
+        raise E.unknown_node("diff (rules.RULES)", n)
     placeholders: dict = {}
     owner: dict = {}
 

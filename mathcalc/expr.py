@@ -78,6 +78,14 @@ def unknown_node(where: str, node) -> UnknownNodeError:
                             f"(every pass handles exactly the types of expr.NODE_TYPES)")
 
 
+def known(where: str, node):
+    """``node``, where its type is one of NODE_TYPES; else ``unknown_node`` is raised.
+    For a pass that reads only some node types and passes the rest by."""
+    if type(node) not in _CLOSED_SET:
+        raise unknown_node(where, node)
+    return node
+
+
 class Node:
     """Base of all expression nodes: a tensor with a shape and children.
 
@@ -467,12 +475,12 @@ class LogSumExp(_Unary):
 class Norm1(_Unary):
     __slots__ = ()
 
+    def _rebuilt(self, new):
+        return norm1(*new)
+
 
 class Norm2(_Unary):
     __slots__ = ()
-
-    def _rebuilt(self, new):
-        return norm1(*new)
 
     def _rebuilt(self, new):
         return norm2(*new)

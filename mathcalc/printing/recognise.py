@@ -696,7 +696,7 @@ def _check_type(node: E.Node):
     try:
         return _RULES[type(node)]
     except KeyError:
-        raise TypeError(f"printing: unknown node type {type(node).__name__}") from None
+        raise E.unknown_node("printing", node) from None
 
 
 _RULES = {
