@@ -147,9 +147,6 @@ _SYMPY_HEADS = {
     softplus: "softplus", absolute: "abs", sympy.Heaviside: "step", sympy.erf: "erf",
 }
 
-# Names the language gives other meanings (calls.py); a registered function may not take them.
-RESERVED = CALL_NAMES
-
 
 def lookup(name: str) -> ElementwiseFunction | None:
     return FUNCTIONS.get(name)
@@ -172,7 +169,7 @@ def register_function(name: str, scalar_expr, latex: str | None = None,
     """
     if not is_identifier(name):
         raise MathcalcError(f"{name!r} is not a valid function name (letters, digits, _)")
-    if name in RESERVED or (name in FUNCTIONS and FUNCTIONS[name].kind == "builtin"):
+    if name in CALL_NAMES or (name in FUNCTIONS and FUNCTIONS[name].kind == "builtin"):
         raise MathcalcError(f"{name!r} is a built-in name and cannot be redefined")
     if not isinstance(scalar_expr, sympy.Basic):
         raise MathcalcError("register_function needs a SymPy expression in one symbol")
@@ -219,7 +216,7 @@ def _vectorised(fn):
 
 
 def _free_name(name: str) -> bool:
-    return is_identifier(name) and name not in RESERVED and name not in FUNCTIONS
+    return is_identifier(name) and name not in CALL_NAMES and name not in FUNCTIONS
 
 
 def _derived_function(scalar: sympy.Expr, origin: str) -> str:
