@@ -64,10 +64,13 @@ def lambdify(expr, backend: str = "numpy", **shapes):
     ``g.shape`` (dimension names bound from the arrays), or a scalar when g
     is a scalar (numpy: a numpy floating scalar, so ``np.shape(result) == ()``).
     ``backend`` is "numpy" (the default), "jax", "torch", "cupy" or "dask":
-    the function takes and returns that library's arrays (SPEC section 9);
-    other array values are converted (torch: onto the device of the tensor
-    arguments). Results keep the floating dtype of the inputs (float32 stays
-    float32; Python numbers and integer arrays are read as float64). Every
+    the function takes and returns that library's arrays (SPEC section 9):
+    jax functions are pure (jit, vmap, grad apply), torch tensors stay on
+    their device and under autograd, dask results are lazy dask arrays.
+    Other values (lists, numpy arrays) are read by numpy and converted (for
+    torch, to CPU tensors). Results keep the floating dtype of the inputs
+    (float32 stays float32; Python numbers and integer arrays are read as
+    float64, which JAX keeps only with ``jax_enable_x64``). Every
     variable of the Expr must be passed, even one that dropped out of a
     derivative; a missing, extra or wrongly shaped argument is a ShapeError
     naming the variable and both shapes, and so is a value that is not an
