@@ -41,10 +41,16 @@ import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
+import opt_einsum
 
 from . import expr as E
+from .api import diff
+from .backend.cost import symbols_spec
 from .errors import MathcalcError, ShapeError
 from .expression import Expr, as_expr, keywords_are_shapes
+from .lambdify import lambdify
+from .printing.notebook import check_latex
+from .functions import FUNCTIONS
 
 # Finite-difference step relative to each entry: the cube root of the float64
 # epsilon balances truncation (h²) against round-off (ε/h) for central differences.
@@ -55,9 +61,6 @@ _FULL_LIMIT = 128  # compare every entry up to this many entries of the variable
 _DIRECTIONS = 8  # otherwise this many random directions
 _KINK_MARGIN = 1e-3
 _TRIES = 60
-
-_KINKED = {"abs", "relu", "step", "sign"}
-_POSITIVE = {"log", "sqrt"}
 
 
 # ---------------------------------------------------------------------------
@@ -114,7 +117,7 @@ def analyse(*nodes: E.Node) -> Domain:
                 if node.arg not in seen_args and node.arg.free_vars:
                     seen_args.add(node.arg)
                     dom.conditioned.append(node.arg)
-            elif isinstance(node, E.Apply) and node.fn in _POSITIVE:
+            elif isinstance(node, E.Apply) and _row(node.fn, "positive"):
                 dom.positive |= node.arg.free_vars
             elif isinstance(node, E.Pow):
                 e = node.exponent
@@ -122,7 +125,7 @@ def analyse(*nodes: E.Node) -> Domain:
                     dom.positive |= node.base.free_vars
             if isinstance(node, (E.Max, E.Min)):
                 key = (node.left, node.right)
-            elif isinstance(node, E.Apply) and node.fn in _KINKED or isinstance(node, E.Norm1):
+            elif isinstance(node, E.Apply) and _row(node.fn, "kink") or isinstance(node, E.Norm1):
                 key = node.arg
             else:
                 continue
@@ -130,6 +133,12 @@ def analyse(*nodes: E.Node) -> Domain:
                 seen_kinks.add(key)
                 dom.kinks.append(key)
     return dom
+
+
+def _row(fn: str, field: str) -> bool:
+    """The domain field (``positive``, ``kink``) of the function's row in the table."""
+    entry = FUNCTIONS.get(fn)
+    return entry is not None and getattr(entry, field)
 
 
 def _fractional_or_negative(value) -> bool:
@@ -392,8 +401,6 @@ def _moves(fn, point, dist) -> np.ndarray:
 
 
 def _lambdify_node(node, variables):
-    from .lambdify import lambdify
-
     return lambdify(Expr(node, variables))
 
 
@@ -445,8 +452,6 @@ class CheckResult:
 
     def _repr_latex_(self) -> str:
         """A notebook shows the verdict, the error and the derivative checked, as math."""
-        from .printing.notebook import check_latex
-
         return check_latex(self)
 
 
@@ -468,9 +473,6 @@ def check(f, wrt: str, /, values: dict | None = None, seed: int = 0, order: int 
     Where no draw makes f and the derivative finite (``sum(log(x - 3))``),
     the result is not ok, its errors are infinite and its message says so.
     """
-    from .api import diff
-    from .lambdify import lambdify
-
     values, seed, order, tol = shapes_named_like_options(
         shapes, values=(values, None), seed=(seed, 0), order=(order, 1), tol=(tol, DEFAULT_TOL))
     f = as_expr(f, shapes)
@@ -696,8 +698,6 @@ def compare(a: Expr, b: Expr, values=None, seed: int = 0, points: int = 3,
     (``_RoundOff``). Without a single point where both sides are finite the
     Comparison is not equal and its reason says so.
     """
-    from .lambdify import lambdify
-
     if a.shape != b.shape:
         return Comparison(False, f"shapes differ: {a.shape} and {b.shape}")
     variables = dict(a.variables)
@@ -861,8 +861,6 @@ class _RoundOff:
 
     def _shallow(self, node):
         """(function, {child: placeholder}): the node over placeholders for its children."""
-        from .lambdify import lambdify
-
         taken = set(self.variables)
         holders = {}
         for child in node.children():
@@ -896,10 +894,6 @@ class _RoundOff:
 
     def _contract(self, node: E.Product, operands, coef) -> np.ndarray:
         """``coef Σ Π operands`` with the product's indices (any number of them)."""
-        import opt_einsum
-
-        from .backend.cost import symbols_spec
-
         # a contraction found once per product and shapes: finding its path is slow
         key = (node, tuple(np.shape(o) for o in operands))
         fn = self.paths.get(key)

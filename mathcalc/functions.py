@@ -1,10 +1,18 @@
-"""The one table of element-wise functions.
+"""The one table of element-wise functions: one row per function.
 
-Each entry is the function's numpy implementation, its scalar SymPy form and
-its LaTeX name. Its derivative is never written by hand: SymPy differentiates
-the scalar form, and the result is read back into expression nodes applied
-element-wise. Adding a function is one entry (or one ``register_function``
-call from user code).
+A row (``ElementwiseFunction``) holds everything mathcalc knows about a
+function: its numpy implementation, its spelling in every backend (one
+array-API template plus the backends that spell it differently), its scalar
+SymPy form, its LaTeX name, its domain (positive arguments only, a kink at
+0, the range of its values) and its form in SymPy's own functions (for
+``to_sympy``/``from_sympy``). Parsing, the derivative rules, checking, the
+printers, the SymPy interop and the backends read the row; adding a
+built-in function is one ``_builtin`` row here (or one ``register_function``
+call from user code, which takes every field from the SymPy form).
+
+Its derivative is never written by hand: SymPy differentiates the scalar
+form, and the result is read back into expression nodes applied
+element-wise.
 
 Non-smooth points follow one convention everywhere: the derivative at a kink
 is 0 (step(0) = 0, so d max(0, u)/du at u = 0 is 0; sign(0) = 0, so
@@ -34,6 +42,8 @@ from .calls import CALL_NAMES, is_identifier
 from .errors import MathcalcError
 
 U = sympy.Symbol("u", real=True)
+
+BACKENDS = ("numpy", "jax", "torch", "cupy", "dask")
 
 
 # SymPy scalar forms of the functions SymPy does not have, each with its
@@ -89,16 +99,107 @@ _SPECIAL = {name: np.vectorize(getattr(math, name), otypes=[float])
 _SPECIAL["loggamma"] = _SPECIAL["lgamma"]
 
 
+# Reading SymPy's own forms back as the table's heads (SymPy interop): each takes a
+# SymPy expression and returns its form in the table's head, or None.
+def _heaviside(e):
+    """Heaviside(t, h0) in the table's step and sign, exactly (h0 is its value at 0)."""
+    if not isinstance(e, sympy.Heaviside):
+        return None
+    arg, h0 = (e.args + (sympy.S.Half,))[:2]
+    if h0 == 0:
+        return step(arg)
+    if h0 == sympy.S.Half:
+        return (1 + sign(arg)) / 2
+    if h0 == 1:
+        return 1 - step(-arg)
+    if not h0.is_number:
+        raise MathcalcError(f"Heaviside({arg}, {h0}): a value at 0 that is not a number "
+                            "has no mathcalc form")
+    return (1 - h0) * step(arg) + h0 * (1 - step(-arg))
+
+
+def _one_plus_exp(s):
+    """t for s = 1 + exp(t), else None."""
+    if isinstance(s, sympy.Add) and len(s.args) == 2 and sympy.S.One in s.args:
+        (other,) = [a for a in s.args if a != 1]
+        if isinstance(other, sympy.exp):
+            return other.args[0]
+    return None
+
+
+def _logistic(e):
+    """sigmoid(t) for e = 1/(1 + exp(-t)), else None."""
+    if isinstance(e, sympy.Pow) and e.exp == -1:
+        t = _one_plus_exp(e.base)
+        if t is not None:
+            return sigmoid(-t)
+    return None
+
+
+def _log_one_plus_exp(e):
+    """softplus(t) for e = log(1 + exp(t)), else None."""
+    if isinstance(e, sympy.log):
+        t = _one_plus_exp(e.args[0])
+        if t is not None:
+            return softplus(t)
+    return None
+
+
 @dataclass
 class ElementwiseFunction:
+    """One row of the table: everything every part of mathcalc needs about a function."""
+
     name: str
-    scalar: sympy.Expr  # the function applied to the symbol U
-    numpy: Callable
+    scalar: sympy.Expr  # the function applied to the symbol U; SymPy differentiates it
+    numpy: Callable  # the numpy implementation (evaluation, lambdify of registered ones)
     latex: str  # LaTeX command or operator name, e.g. r"\tanh"
-    builtin: bool = True  # codegen writes it from its own template (codegen._TEMPLATES)
     kind: str = "builtin"  # "builtin" (the language's), "user" (register_function), "derived"
     origin: str = ""  # for a derived entry: the function whose derivative needed it
+    # The backends' spelling: a template of the emitters ({lib} the library's alias,
+    # {0} the argument, {a0} it bracketed unless an atom; backend/emit.py), one array-API
+    # spelling and the backends that differ. None: the backends print the SymPy form
+    # (SymPy's printers), as for every registered function.
+    call: str | None = None
+    calls: dict = field(default_factory=dict)  # backend -> its own template
+    scaled: bool = False  # its op takes a coefficient c of f(c*u), written by each emitter
+    # SymPy interop: u -> the function in SymPy's own functions (None: the scalar form is
+    # already SymPy's), and the reader of that form back into the table's head.
+    sympy_own: Callable | None = None
+    read_own: Callable | None = None
+    # Domain: defined for positive arguments only (checking draws them in [0.5, 2]); a
+    # kink at 0 (checking keeps arguments away from it); the range of its values
+    # (lo, hi), None for an unbounded side (the back end's syrk form needs d >= 0).
+    positive: bool = False
+    kink: bool = False
+    range: tuple | None = None
     _derivative: sympy.Expr | None = field(default=None, repr=False)
+    _heads: tuple | None = field(default=None, repr=False)
+
+    @property
+    def op(self) -> bool:
+        """The back end lowers it to an op of its own (named after it), not ``fn``."""
+        return self.call is not None or self.scaled
+
+    @property
+    def builtin(self) -> bool:  # the name codegen and lambdify have always read
+        return self.op
+
+    def spelling(self, backend: str) -> str | None:
+        """The template of this function's call in ``backend`` (None: printed from SymPy)."""
+        return self.calls.get(backend, self.call)
+
+    def own_form(self, u):
+        """The function of ``u`` in SymPy's own functions."""
+        return self.sympy_own(u) if self.sympy_own is not None else self.scalar.subs(U, u)
+
+    def sympy_heads(self) -> tuple:
+        """The one-argument SymPy heads that read back as this function: its scalar
+        form's (``tanh``, the table's ``sigmoid``) and its own form's (``Abs``, ``Heaviside``)."""
+        if self._heads is None:
+            forms = (self.scalar, self.own_form(U))
+            self._heads = tuple(dict.fromkeys(
+                g.func for g in forms if isinstance(g, sympy.Function) and g.args[:1] == (U,)))
+        return self._heads
 
     def scalar_derivative(self) -> sympy.Expr:
         if self._derivative is None:
@@ -117,35 +218,76 @@ def _op(name):
 FUNCTIONS: dict[str, ElementwiseFunction] = {}
 
 
-def _builtin(name, scalar, numpy, latex):
-    FUNCTIONS[name] = ElementwiseFunction(name, scalar, numpy, latex)
+def _builtin(name, scalar, numpy, latex, call="{lib}.%s({0})", **row):
+    """A row of the language; ``call`` defaults to the library function of the same name."""
+    if call is not None and "%s" in call:
+        call = call % name
+    FUNCTIONS[name] = ElementwiseFunction(name, scalar, numpy, latex, call=call, **row)
 
 
-_builtin("exp", sympy.exp(U), np.exp, r"\exp")
-_builtin("log", sympy.log(U), np.log, r"\log")
-_builtin("sin", sympy.sin(U), np.sin, r"\sin")
-_builtin("cos", sympy.cos(U), np.cos, r"\cos")
+_STEP_MASK = "({a0} > 0).astype({a0}.dtype)"  # 1 where u > 0, else 0, in u's dtype
+
+_builtin("exp", sympy.exp(U), np.exp, r"\exp", range=(0.0, None))
+_builtin("log", sympy.log(U), np.log, r"\log", positive=True)
+_builtin("sin", sympy.sin(U), np.sin, r"\sin", range=(-1.0, 1.0))
+_builtin("cos", sympy.cos(U), np.cos, r"\cos", range=(-1.0, 1.0))
 _builtin("tan", sympy.tan(U), np.tan, r"\tan")
-_builtin("tanh", sympy.tanh(U), np.tanh, r"\tanh")
-_builtin("sqrt", sympy.sqrt(U), np.sqrt, r"\sqrt")
-_builtin("abs", absolute(U), np.abs, _op("abs"))
-_builtin("sign", sign(U), np.sign, _op("sign"))
-_builtin("step", step(U), _step_np, _op("step"))
-_builtin("sigmoid", sigmoid(U), _sigmoid_np, r"\sigma")
-_builtin("relu", relu(U), lambda u: np.maximum(u, 0.0), _op("relu"))
-_builtin("softplus", softplus(U), lambda u: np.logaddexp(0.0, u), _op("softplus"))
-# erf (GELU's Gaussian CDF is (1 + erf(u/√2))/2) is the language's too, but codegen has
-# no template for it yet: generated code maps math.erf over the entries.
-FUNCTIONS["erf"] = ElementwiseFunction("erf", sympy.erf(U), _SPECIAL["erf"], _op("erf"),
-                                       builtin=False)
+_builtin("tanh", sympy.tanh(U), np.tanh, r"\tanh", range=(-1.0, 1.0))
+_builtin("sqrt", sympy.sqrt(U), np.sqrt, r"\sqrt", positive=True, range=(0.0, None))
+_builtin("abs", absolute(U), np.abs, _op("abs"), sympy_own=sympy.Abs, kink=True,
+         range=(0.0, None))
+_builtin("sign", sign(U), np.sign, _op("sign"), sympy_own=sympy.sign, kink=True,
+         range=(-1.0, 1.0))
+_builtin("step", step(U), _step_np, _op("step"), call="{lib}.heaviside({0}, 0.0)",
+         calls={"torch": "({a0} > 0).to({a0}.dtype)", "cupy": _STEP_MASK, "dask": _STEP_MASK},
+         sympy_own=lambda u: sympy.Heaviside(u, 0), read_own=_heaviside, kink=True,
+         range=(0.0, 1.0))
+# sigmoid(c*u) is one op with its coefficient (no pass over c*u): each emitter writes it.
+_builtin("sigmoid", sigmoid(U), _sigmoid_np, r"\sigma", call=None, scaled=True,
+         sympy_own=lambda u: 1 / (1 + sympy.exp(-u)), read_own=_logistic, range=(0.0, 1.0))
+_builtin("relu", relu(U), lambda u: np.maximum(u, 0.0), _op("relu"),
+         call="{lib}.maximum({0}, 0.0)", calls={"torch": "{lib}.relu({0})"},
+         sympy_own=lambda u: sympy.Max(0, u), kink=True, range=(0.0, None))
+# log(1 + e^u) without overflow
+_builtin("softplus", softplus(U), lambda u: np.logaddexp(0.0, u), _op("softplus"),
+         call="{lib}.logaddexp(0.0, {0})",
+         calls={"torch": "{lib}.logaddexp({0}, {a0}.new_zeros(()))"},
+         sympy_own=lambda u: sympy.log(1 + sympy.exp(u)), read_own=_log_one_plus_exp,
+         range=(0.0, None))
+# erf (GELU's Gaussian CDF is (1 + erf(u/√2))/2) is the language's too, but has no
+# spelling yet: the backends print its SymPy form (numpy maps math.erf over the entries).
+_builtin("erf", sympy.erf(U), _SPECIAL["erf"], _op("erf"), call=None)
 
-# SymPy heads that read back as a table function.
-_SYMPY_HEADS = {
-    sympy.exp: "exp", sympy.log: "log", sympy.sin: "sin", sympy.cos: "cos",
-    sympy.tan: "tan", sympy.tanh: "tanh", sympy.Abs: "abs", sympy.sign: "sign",
-    step: "step", sign: "sign", sigmoid: "sigmoid", relu: "relu",
-    softplus: "softplus", absolute: "abs", sympy.Heaviside: "step", sympy.erf: "erf",
-}
+
+def builtin_rows() -> list:
+    """The language's rows (not registered or derived ones), in table order."""
+    return [f for f in FUNCTIONS.values() if f.kind == "builtin"]
+
+
+def sympy_head(head) -> str | None:
+    """The built-in function a one-argument SymPy head reads back as (``sympy_heads``)."""
+    for f in builtin_rows():
+        if head in f.sympy_heads():
+            return f.name
+    return None
+
+
+def own_form(scalar):
+    """A scalar form in SymPy's own functions: absolute(u) -> Abs(u), step(u) ->
+    Heaviside(u, 0), sigmoid(u) -> 1/(1 + exp(-u)), ... (each row's ``sympy_own``)."""
+    for f in builtin_rows():
+        head = f.scalar.func
+        if f.sympy_own is not None and scalar.has(head):
+            scalar = scalar.replace(head, f.sympy_own)
+    return scalar
+
+
+def table_heads(obj):
+    """SymPy's own forms (Heaviside, 1/(1 + exp(-t)), log(1 + exp(t))) as the table's heads."""
+    for f in builtin_rows():
+        if f.read_own is not None:
+            obj = obj.replace(lambda e, read=f.read_own: read(e) is not None, f.read_own)
+    return obj
 
 
 def lookup(name: str) -> ElementwiseFunction | None:
@@ -198,7 +340,7 @@ def register_function(name: str, scalar_expr, latex: str | None = None,
     # from a SymPy object the caller built in Python, with our own symbol U.
     numpy_fn = _numpy_of(scalar)
     entry = ElementwiseFunction(name, scalar, _vectorised(numpy_fn),
-                                latex or _op(name), builtin=False, kind="user")
+                                latex or _op(name), kind="user")
     FUNCTIONS[name] = entry
     return entry
 
@@ -237,7 +379,7 @@ def _derived_function(scalar: sympy.Expr, origin: str) -> str:
         name = f"{origin}_aux{k}"
     numpy_fn = _numpy_of(scalar)
     FUNCTIONS[name] = ElementwiseFunction(name, scalar, _vectorised(numpy_fn), _op(name),
-                                          builtin=False, kind="derived", origin=origin)
+                                          kind="derived", origin=origin)
     return name
 
 
@@ -280,8 +422,9 @@ def from_scalar_sympy(s: sympy.Expr, arg: E.Node, origin: str = "sympy") -> E.No
                 for t in s.args)
         return make(a, b)
     head = s.func
-    if head in _SYMPY_HEADS and len(s.args) == 1:
-        return E.apply(_SYMPY_HEADS[head], from_scalar_sympy(s.args[0], arg, origin))
+    name = sympy_head(head) if len(s.args) == 1 else None
+    if name is not None:
+        return E.apply(name, from_scalar_sympy(s.args[0], arg, origin))
     if isinstance(s, sympy.Function) and len(s.args) == 1 and head(U).func is head:
         # A function of one argument: its own entry, applied to the argument read back,
         # so erfc(sqrt(2)*u/2) reads as erfc(sqrt(2)*x/2).

@@ -60,76 +60,10 @@ def from_sympy(obj) -> Expr:
     """An Expr equal to a SymPy matrix (or scalar) expression."""
     if not isinstance(obj, sympy.Basic):
         raise MathcalcError(f"from_sympy expects a SymPy expression, got {type(obj).__name__}")
-    node, _ = _read(_table_heads(obj))
+    # Element-wise functions: each row of the table (functions.py) says its form in
+    # SymPy's own functions (``sympy_own``) and how that form reads back (``read_own``).
+    node, _ = _read(F.table_heads(obj))
     return Expr(node)
-
-
-# ---------------------------------------------------------------------------
-# Element-wise functions: the table's SymPy heads (functions.py) <-> SymPy's own.
-
-
-def _heaviside(arg, h0=sympy.S.Half):
-    """Heaviside(arg, h0) in the table's step and sign, exactly (h0 is its value at 0)."""
-    if h0 == 0:
-        return F.step(arg)
-    if h0 == sympy.S.Half:
-        return (1 + F.sign(arg)) / 2
-    if h0 == 1:
-        return 1 - F.step(-arg)
-    if not h0.is_number:
-        raise MathcalcError(f"Heaviside({arg}, {h0}): a value at 0 that is not a number "
-                            "has no mathcalc form")
-    return (1 - h0) * F.step(arg) + h0 * (1 - F.step(-arg))
-
-
-def _logistic_arg(s):
-    """t when s is 1/(1 + exp(-t)) (sigmoid), else None."""
-    if isinstance(s, sympy.Pow) and s.exp == -1 and isinstance(s.base, sympy.Add) \
-            and len(s.base.args) == 2 and sympy.S.One in s.base.args:
-        (other,) = [a for a in s.base.args if a != 1]
-        if isinstance(other, sympy.exp):
-            return -other.args[0]
-    return None
-
-
-def _softplus_arg(s):
-    """t when s is log(1 + exp(t)) (softplus), else None."""
-    if isinstance(s, sympy.log) and isinstance(s.args[0], sympy.Add) \
-            and len(s.args[0].args) == 2 and sympy.S.One in s.args[0].args:
-        (other,) = [a for a in s.args[0].args if a != 1]
-        if isinstance(other, sympy.exp):
-            return other.args[0]
-    return None
-
-
-def _table_heads(obj):
-    """SymPy's own functions (Heaviside, the sigmoid and softplus forms) as the table's heads."""
-    if not obj.has(sympy.Heaviside, sympy.exp):
-        return obj
-    obj = obj.replace(lambda e: isinstance(e, sympy.Heaviside), lambda e: _heaviside(*e.args))
-    obj = obj.replace(lambda e: _logistic_arg(e) is not None,
-                      lambda e: F.sigmoid(_logistic_arg(e)))
-    return obj.replace(lambda e: _softplus_arg(e) is not None,
-                       lambda e: F.softplus(_softplus_arg(e)))
-
-
-_SYMPY_FORMS = {
-    F.absolute: sympy.Abs,
-    F.sign: sympy.sign,
-    F.step: lambda u: sympy.Heaviside(u, 0),
-    F.relu: lambda u: sympy.Max(0, u),
-    F.sigmoid: lambda u: 1 / (1 + sympy.exp(-u)),
-    F.softplus: lambda u: sympy.log(1 + sympy.exp(u)),
-}
-
-
-def sympy_form(scalar):
-    """A table scalar form in SymPy's own functions: absolute(u) -> Abs(u), step(u) ->
-    Heaviside(u, 0), sigmoid(u) -> 1/(1 + exp(-u)), ... (see the module docstring)."""
-    for head, form in _SYMPY_FORMS.items():
-        if scalar.has(head):
-            scalar = scalar.replace(head, form)
-    return scalar
 
 
 def _read(s):
@@ -239,7 +173,7 @@ def _read_scalar(s):
             node = make(node, other)
         return node
     if isinstance(s, sympy.Function) and len(s.args) == 1:
-        name = F._SYMPY_HEADS.get(s.func) or s.func.__name__
+        name = F.sympy_head(s.func) or s.func.__name__
         if name in F.FUNCTIONS:
             return E.apply(name, _read(s.args[0])[0])
     raise MathcalcError(f"no mathcalc form for SymPy's {type(s).__name__}: {s}")
@@ -377,7 +311,7 @@ class _SympyBuilder:
         x = args[0]
         matrix = isinstance(x, sympy.MatrixExpr)
         if name in F.FUNCTIONS:
-            scalar = sympy_form(F.FUNCTIONS[name].scalar)
+            scalar = F.own_form(F.FUNCTIONS[name].scalar)
             if not matrix:
                 return scalar.subs(F.U, x)
             d = sympy.Dummy("d")

@@ -25,6 +25,7 @@ import re
 import unicodedata
 
 from .. import expr as E
+from ..functions import FUNCTIONS
 from . import mast as M
 from . import recognise as R
 
@@ -469,8 +470,7 @@ def _simple_base(ast: M.Ast) -> bool:
 
 
 def _function_latex(name: str) -> str:
-    from ..functions import FUNCTIONS
-
+    """The LaTeX name in the function's row of the table (functions.py)."""
     entry = FUNCTIONS.get(name)
     if entry is None:
         return r"\operatorname{" + name.replace("_", r"\_") + "}"
