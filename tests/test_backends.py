@@ -166,6 +166,8 @@ def test_jax_jit_vmap_and_grad_through_generated_functions():
     jv = {k: jnp.asarray(v) for k, v in vals.items()}
     grad_fn = mc.lambdify(g, backend="jax")
     np.testing.assert_allclose(jax.jit(grad_fn)(**jv), mc.lambdify(g)(**vals), rtol=1e-12)
+    with pytest.raises(mc.ShapeError, match="'w'"):  # checked while tracing: still a ShapeError
+        jax.jit(grad_fn)(**{**jv, "w": jnp.ones(4)})
     # vmap over a batch of weight vectors
     ws = rng.standard_normal((4, 3))
     batched = jax.vmap(lambda w: grad_fn(X=jv["X"], w=w, y=jv["y"]))(jnp.asarray(ws))
