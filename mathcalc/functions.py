@@ -264,6 +264,13 @@ def builtin_rows() -> list:
     return [f for f in FUNCTIONS.values() if f.kind == "builtin"]
 
 
+def spellings(backend: str) -> dict:
+    """Function name -> its template in ``backend``, for every row that has one (the
+    emitters' ``OPS`` start from this; ``emit.Emitter`` reads rows added since)."""
+    return {f.name: f.spelling(backend) for f in builtin_rows()
+            if f.spelling(backend) is not None}
+
+
 def sympy_head(head) -> str | None:
     """The built-in function a one-argument SymPy head reads back as (``sympy_heads``)."""
     for f in builtin_rows():

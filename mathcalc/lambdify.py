@@ -268,7 +268,7 @@ def _registered(node):
     for n in E.walk(node):
         if isinstance(n, E.Apply):
             entry = FUNCTIONS.get(n.fn)
-            if entry is not None and not (entry.builtin and n.fn in L.BUILTIN_FUNCTIONS):
+            if entry is not None and not entry.op:  # no spelling of its own: its SymPy form
                 seen.setdefault(n.fn, entry)
     return list(seen.values())
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import cupy as cp
 
+from .. import functions as F
 from .emit import Emitter, matmul
 from .numpy import NumpyEmitter, read_native
 
@@ -14,11 +15,12 @@ class CupyEmitter(Emitter):
     module = "cupy"
     printer = "CuPyPrinter"
     printer_module = "cupy"
+    backend = "cupy"
 
     OPS = {
         **NumpyEmitter.OPS,
+        **F.spellings("cupy"),
         "dot": matmul,
-        "step": "({a0} > 0).astype({a0}.dtype)",
         "float": "{lib}.asarray({0}, dtype={lib}.float64)",
         "copy": "{a0}.copy()",
         "scalar": "{lib}.asarray({0})",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dask.array as da
 import numpy as np
 
+from .. import functions as F
 from .emit import ATOM, Emitter, matmul, sigmoid_tanh
 from .numpy import NumpyEmitter, read_native
 
@@ -32,6 +33,7 @@ class DaskEmitter(Emitter):
     module = "dask.array"
     printer = "NumPyPrinter"
     printer_module = "numpy"
+    backend = "dask"
 
     def __init__(self, prefix: str = "", standalone: bool = False):
         super().__init__(prefix, standalone)
@@ -42,12 +44,12 @@ class DaskEmitter(Emitter):
 
     OPS = {
         **NumpyEmitter.OPS,
+        **F.spellings("dask"),
         "dot": matmul,
         "einsum": lambda em, x: (f"{em.lib}.einsum({x.attrs['spec']!r}, "
                                  f"{', '.join(em.expr(a) for a in x.args)})", ATOM),
         "vdot": "{lib}.sum({a0} * {a1})",
         "float": "{np}.float64({0})",
-        "step": "({a0} > 0).astype({a0}.dtype)",
         "sigmoid": sigmoid_tanh,
         "inv": _in_memory("inv", False),
         "det": _in_memory("det", True),

@@ -45,6 +45,7 @@ def sigmoid_tanh(em, x):
 class Emitter:
     lib = "np"  # the alias the library is imported as
     module = "numpy"  # what the source imports as ``lib``
+    backend = "numpy"  # the backend's name: the key of its spelling in a function's row
     OPS: dict = {}
 
     # SymPy's printer for registered functions, and the module name it writes
@@ -99,6 +100,8 @@ class Emitter:
         if arith is not None:
             return arith(x)
         entry = self.OPS.get(x.op)
+        if entry is None and x.op in F.FUNCTIONS:  # a function row added after import
+            entry = F.FUNCTIONS[x.op].spelling(self.backend)
         if entry is None:
             raise NotImplementedError(f"{type(self).__name__}: no call for op {x.op!r}")
         if callable(entry):
@@ -243,9 +246,7 @@ class Emitter:
 def printed_function(em, name: str, a: str) -> str:
     entry = F.FUNCTIONS[name]
     u = sympy.Symbol(a if a.isidentifier() else "__u__")
-    scalar = entry.scalar.subs(F.U, u).replace(
-        lambda e: isinstance(e, (F.sigmoid, F.relu, F.softplus, F.absolute, F.step, F.sign)),
-        lambda e: _elementary(e, sympy, F))
+    scalar = F.own_form(entry.scalar.subs(F.U, u))  # SymPy's own functions: its printers know them
     if em.printer == "TorchPrinter":  # a module of its own (SymPy >= 1.13)
         from sympy.printing.pytorch import TorchPrinter as cls
     else:
@@ -271,18 +272,3 @@ def printed_function(em, name: str, a: str) -> str:
     if modules - {em.printer_module.split(".")[0], "math", "functools"}:
         raise MathcalcError(f"codegen: function {entry.name!r} needs {sorted(modules)}")
     return f"{code} + 0.0 * {a if a.isidentifier() else '(' + a + ')'}"  # keeps the shape
-
-
-def _elementary(e, sympy, F):
-    x = e.args[0]
-    if isinstance(e, F.sigmoid):
-        return 1 / (1 + sympy.exp(-x))
-    if isinstance(e, F.relu):
-        return sympy.Max(x, 0)
-    if isinstance(e, F.softplus):
-        return sympy.log(1 + sympy.exp(x))
-    if isinstance(e, F.absolute):
-        return sympy.Abs(x)
-    if isinstance(e, F.step):
-        return sympy.Heaviside(x, 0)
-    return sympy.sign(x)

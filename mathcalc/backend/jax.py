@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import functions as F
 from .emit import MUL, Emitter, sigmoid_tanh
 from .ir import Call
 from .numpy import NumpyEmitter, read_native
@@ -38,9 +39,11 @@ class JaxEmitter(Emitter):
     module = "jax.numpy"
     printer = "JaxPrinter"
     printer_module = "jax.numpy"
+    backend = "jax"
 
     OPS = {
         **NumpyEmitter.OPS,
+        **F.spellings("jax"),
         "dot": _matmul,
         "sigmoid": sigmoid_tanh,
         "float": "{lib}.asarray({0})",

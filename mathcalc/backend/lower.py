@@ -25,6 +25,7 @@ import itertools
 from fractions import Fraction
 
 from .. import expr as E
+from .. import functions as F
 from ..errors import MathcalcError, ShapeError
 from ..functions import FUNCTIONS
 from . import cost
@@ -32,10 +33,10 @@ from .ir import Call, Lit, Program, Ref, Step
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
-# Element-wise functions with an op of their own (every emitter writes them);
-# any other function of the table is the op ``fn`` with its name.
-BUILTIN_FUNCTIONS = ("exp", "log", "sin", "cos", "tan", "tanh", "sqrt", "abs", "sign", "step",
-                     "sigmoid", "relu", "softplus")
+# Element-wise functions with an op of their own (their rows have a spelling for every
+# emitter: ``op`` in functions.py), as the table ships; lowering reads each row's ``op``.
+# Any other function of the table is the op ``fn`` with its name.
+BUILTIN_FUNCTIONS = tuple(f.name for f in F.builtin_rows() if f.op)
 
 
 def subscripts(*label_lists) -> list:
@@ -69,11 +70,6 @@ def shared_nodes(node: E.Node) -> list:
 # ---------------------------------------------------------------------------
 # Bounds: which values are provably non-negative (for the syrk form).
 
-_RANGES = {"exp": (0.0, None), "sigmoid": (0.0, 1.0), "softplus": (0.0, None),
-           "abs": (0.0, None), "step": (0.0, 1.0), "relu": (0.0, None), "sqrt": (0.0, None),
-           "tanh": (-1.0, 1.0), "sign": (-1.0, 1.0), "sin": (-1.0, 1.0), "cos": (-1.0, 1.0)}
-
-
 def bounds(node: E.Node, memo: dict | None = None):
     """(lo, hi) with every entry of ``node`` in [lo, hi] (None: unbounded), or None."""
     memo = {} if memo is None else memo
@@ -91,8 +87,9 @@ def _bounds(node, memo):
         return (1.0, 1.0)
     if isinstance(node, E.Zero):
         return (0.0, 0.0)
-    if isinstance(node, E.Apply):
-        return _RANGES.get(node.fn)
+    if isinstance(node, E.Apply):  # the range in the function's row
+        entry = FUNCTIONS.get(node.fn)
+        return entry.range if entry is not None else None
     if isinstance(node, E.Pow) and isinstance(node.exponent, E.Num):
         e = node.exponent.value
         if isinstance(e, Fraction) and e.denominator == 1 and e.numerator % 2 == 0:
@@ -503,10 +500,6 @@ def _many(operands, out, dims, ctx):
 # The other node types: one function each; an unknown type raises.
 
 
-# Functions whose op scales its argument: sigmoid(c*u) costs no pass more than sigmoid(u).
-_SCALED = {"sigmoid"}
-
-
 def _scaled_terms(order, root) -> set:
     """Products with a coefficient that only sums (or sigmoid) use: the user applies it.
 
@@ -518,7 +511,9 @@ def _scaled_terms(order, root) -> set:
         for child in n.children():
             kind = ("apply", n.fn) if isinstance(n, E.Apply) else type(n)
             parents.setdefault(child, set()).add(kind)
-    takers = {E.Sum} | {("apply", fn) for fn in _SCALED}
+    # Functions whose op scales its argument (``scaled`` rows): sigmoid(c*u) costs no
+    # pass more than sigmoid(u).
+    takers = {E.Sum} | {("apply", f.name) for f in FUNCTIONS.values() if f.scaled}
     return {n for n in order if isinstance(n, E.Product) and n.coef != 1 and n is not root
             and parents.get(n) and parents[n] <= takers}
 
@@ -581,16 +576,16 @@ def _sum(node: E.Sum, ctx):
 
 
 def _apply(node: E.Apply, ctx):
-    if node.arg in ctx.deferred:  # sigmoid(c*u): c joins the op
+    if node.arg in ctx.deferred:  # sigmoid(c*u): c joins the op (only scaled rows defer)
         coef, a = _unscaled(node.arg, ctx)
-        return ctx.assign(C("sigmoid", _array(a, ctx), scale=coef))
+        return ctx.assign(C(node.fn, _array(a, ctx), scale=coef))
     a = _array(ctx.val(node.arg), ctx)
     entry = FUNCTIONS.get(node.fn)
     if entry is None:
         raise MathcalcError(f"unknown element-wise function {node.fn!r}")
-    if entry.builtin and node.fn in BUILTIN_FUNCTIONS:
-        if node.fn == "sigmoid":
-            return ctx.assign(C("sigmoid", a, scale=1.0))
+    if entry.scaled:
+        return ctx.assign(C(node.fn, a, scale=1.0))
+    if entry.op:
         return ctx.assign(C(node.fn, a))
     return ctx.assign(C("fn", a, name=node.fn))
 

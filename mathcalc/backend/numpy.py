@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import functions as F
 from ..errors import ShapeError
 from .emit import ATOM, MUL, Emitter, sigmoid_tanh
 from .lower import subscripts
@@ -32,8 +33,10 @@ def fn_call(em, x):
 class NumpyEmitter(Emitter):
     lib = "np"
     module = "numpy"
+    backend = "numpy"
 
     OPS = {
+        **F.spellings("numpy"),  # element-wise functions: their rows (functions.py)
         "dot": _dot,
         "T": "{a0}.T",
         "permute": "{lib}.transpose({0}, {perm})",
@@ -53,13 +56,7 @@ class NumpyEmitter(Emitter):
         "eye": "{lib}.eye({0}, dtype={dtype})",
         "full": "{lib}.full({0}, {1}, dtype={dtype})",
         "float": "{lib}.float64({0})",
-        "exp": "{lib}.exp({0})", "log": "{lib}.log({0})", "sin": "{lib}.sin({0})",
-        "cos": "{lib}.cos({0})", "tan": "{lib}.tan({0})", "tanh": "{lib}.tanh({0})",
-        "sqrt": "{lib}.sqrt({0})", "abs": "{lib}.abs({0})", "sign": "{lib}.sign({0})",
-        "step": "{lib}.heaviside({0}, 0.0)",  # 1 where u > 0, else 0, in u's dtype
         "sigmoid": sigmoid_tanh,
-        "relu": "{lib}.maximum({0}, 0.0)",
-        "softplus": "{lib}.logaddexp(0.0, {0})",  # log(1 + e^u) without overflow
         "maximum": "{lib}.maximum({0}, {1})",
         "minimum": "{lib}.minimum({0}, {1})",
         "power": "{lib}.power({0}, {1})",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .. import functions as F
 from ..errors import ShapeError
 from .emit import ATOM, Emitter, matmul
 from .ir import Lit
@@ -46,9 +47,11 @@ class TorchEmitter(Emitter):
     module = "torch"
     printer = "TorchPrinter"
     printer_module = "torch"
+    backend = "torch"
 
     OPS = {
         **NumpyEmitter.OPS,
+        **F.spellings("torch"),
         "dot": matmul,
         "permute": "{a0}.permute{perm}",
         "sum_axis": "{a0}.sum(dim={axes})",
@@ -61,10 +64,7 @@ class TorchEmitter(Emitter):
         "eye": "{lib}.eye({0}, dtype={dtype}, device={device})",
         "full": "{lib}.full({0}, {1}, dtype={dtype}, device={device})",
         "float": "{lib}.tensor({0}, dtype={lib}.float64)",
-        "step": "({a0} > 0).to({a0}.dtype)",
         "sigmoid": _sigmoid,
-        "relu": "{lib}.relu({0})",
-        "softplus": "{lib}.logaddexp({0}, {a0}.new_zeros(()))",  # log(1 + e^u), no overflow
         "maximum": _extremum("maximum", "min"),
         "minimum": _extremum("minimum", "max"),
         "power": "{lib}.pow({0}, {1})",
