@@ -12,7 +12,7 @@ from .lambdify import lambdify
 from .api import where
 from .codegen import codegen
 from .checking import check, equivalent
-from .sympy_interop import from_sympy
+from .api import from_sympy
 
 __all__ = [
     "Expr", "MathcalcError", "ParseError", "ShapeError", "DiffError",

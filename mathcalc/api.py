@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from . import expr as E
-from .errors import DiffError, ShapeError
+from .diff import diff_node
+from .errors import DiffError, MathcalcError, ShapeError
+from .explain import explain_expr
 from .expression import Expr, as_expr, keywords_are_shapes, spd, symmetric  # noqa: F401
+from .parse import defined_names
+from .printing.latex import derivation_latex, to_latex
+from .printing.source import written_form
+from .printing.where import Where, where as where_of
+from .sympy_interop import node_from_sympy
 
 
 def _option(shapes: dict, name: str, default):
@@ -27,8 +33,6 @@ def parse(text: str, /, **shapes) -> Expr:
     The text is positional, so any name (``text`` too) can be declared.
     """
     if not isinstance(text, str):
-        from .errors import MathcalcError
-
         raise MathcalcError(f"parse expects a string, got {type(text).__name__}")
     return as_expr(text, shapes)
 
@@ -46,8 +50,6 @@ def _wrt_shape(f: Expr, wrt: str) -> tuple:
 
 def _not_defined(f: Expr, wrt: str, env: dict) -> None:
     """A DiffError when ``wrt`` is a name the text defines (SPEC 7): it is not a variable."""
-    from .parse import defined_names
-
     definition = defined_names(f.source).get(wrt) if f.source is not None else None
     if definition is not None:
         raise DiffError(f"cannot differentiate with respect to {wrt!r}: it is defined in the "
@@ -62,8 +64,6 @@ def diff(f, wrt: str, /, **shapes) -> Expr:
     ``order=k`` takes the k-th derivative (a tuple under ``order`` declares a
     variable of that name instead).
     """
-    from .diff import diff_node
-
     order = _option(shapes, "order", 1)
     f = as_expr(f, shapes)
     shape = _wrt_shape(f, wrt)
@@ -103,9 +103,6 @@ def hessian(f, wrt: str, /, **shapes) -> Expr:
 @keywords_are_shapes("bold")
 def latex(f, /, **shapes) -> str:
     """LaTeX for the expression (bold vectors and matrices with bold=True)."""
-    from .printing.latex import to_latex
-    from .printing.where import Where
-
     bold = _option(shapes, "bold", False)
     if isinstance(f, Where):  # the where-form's display (SPEC 7)
         return f.latex(bold=bold)
@@ -121,17 +118,12 @@ def where(f, /, **shapes):
     (given the variables' shapes) to an expression equivalent to f, and
     ``latex(w)`` is one aligned display.
     """
-    from .printing.where import where as where_of
-
     return where_of(as_expr(f, shapes))
 
 
 @keywords_are_shapes("bold")
 def latex_derivation(f, wrt: str, /, **shapes) -> str:
     """The whole statement ``\\frac{\\partial}{\\partial W} f = df`` as one display."""
-    from .printing.latex import derivation_latex
-    from .printing.source import written_form
-
     bold = _option(shapes, "bold", False)
     f = as_expr(f, shapes)
     g = diff(f, wrt)
@@ -148,7 +140,10 @@ def explain(f, wrt: str, /, **shapes):
     ``ex.latex`` show the intermediate variables, the local derivatives, the
     chain rule and the simplified result ``ex.result`` (equivalent to diff).
     """
-    from .explain import explain_expr
-
     f = as_expr(f, shapes)
     return explain_expr(f, wrt, _wrt_shape(f, wrt))
+
+
+def from_sympy(obj) -> Expr:
+    """An Expr equal to a SymPy matrix (or scalar) expression."""
+    return Expr(node_from_sympy(obj))

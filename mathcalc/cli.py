@@ -25,8 +25,13 @@ import sys
 import traceback
 
 import click
+import numpy as np
 
 import mathcalc as mc
+from .checking import compare, pair
+from .declared import parse_shape_spec
+from .expression import as_expr, structured
+from .parse import readings
 from .shapes import format_shape
 
 EXIT_FAILED = 1
@@ -41,34 +46,6 @@ CONTEXT = {"help_option_names": ["--help"], "max_content_width": 100}
 
 # --------------------------------------------------------------------------
 # shapes on the command line
-
-
-def parse_shape_spec(spec: str) -> tuple[str, tuple]:
-    """``x=n`` → ("x", ("n",)); ``A=m,n`` → ("A", ("m", "n")); ``a=`` or ``a=()`` → ("a", ()).
-
-    Dimensions are names or positive ints (``x=3``); parentheses are optional.
-    Raises ``click.BadParameter`` on anything else.
-    """
-    name, sep, dims = spec.partition("=")
-    name, dims = name.strip(), dims.strip()
-    if not sep or not name:
-        raise click.BadParameter(f"{spec!r}: write NAME=DIMS, e.g. x=n, A=m,n, a= (scalar)")
-    if dims.startswith("(") and dims.endswith(")"):
-        dims = dims[1:-1].strip()
-    parts = [p.strip() for p in dims.split(",")] if dims else []
-    if parts and parts[-1] == "":  # "n," as in a Python tuple
-        parts.pop()
-    shape = []
-    for p in parts:
-        if p.isdigit():
-            shape.append(int(p))
-        elif p.isidentifier():
-            shape.append(p)
-        else:
-            raise click.BadParameter(f"{spec!r}: dimension {p!r} is neither a name nor a positive int")
-    if len(shape) > 2:
-        raise click.BadParameter(f"{spec!r}: variables are scalars, vectors or matrices (at most 2 dims)")
-    return name, tuple(shape)
 
 
 def _shapes(specs) -> dict:
@@ -219,8 +196,6 @@ def structure_options(command):
 def _parsed(expr: str, declared: dict, symmetric=(), spd=()):
     """EXPR parsed with the declared shapes, then the structures of --symmetric / --spd
     (a structured name's shape is declared or inferred: it must be a square matrix)."""
-    from .expression import as_expr, structured
-
     f = mc.parse(_text(expr), **declared)
     kinds = {**dict.fromkeys(symmetric, "symmetric"), **dict.fromkeys(spd, "spd")}
     both = sorted(set(symmetric) & set(spd))
@@ -371,8 +346,6 @@ def check(expr, wrt, claimed, declared, symmetric, spd):
     def body():
         if expr == "-" and claimed == "-":
             raise click.BadParameter("only one of EXPR and --claimed can be read from stdin")
-        from .checking import compare, pair
-
         f = _parsed(expr, declared, symmetric, spd)
         g = mc.diff(f, wrt)
         claimed_text = _text(claimed)
@@ -410,8 +383,6 @@ def check(expr, wrt, claimed, declared, symmetric, spd):
 
 def _array(prefix: str, value) -> str:
     """``prefix`` and the array, its later rows aligned under the first."""
-    import numpy as np
-
     return prefix + np.array2string(np.asarray(value), precision=4, suppress_small=True,
                                     max_line_width=100, prefix=prefix)
 
@@ -437,8 +408,6 @@ def shapes(expr, declared, symmetric, spd):
     """
 
     def body():
-        from .shapes import readings
-
         f = _parsed(expr, declared, symmetric, spd)
         # why each variable has its shape (SPEC 2: a reading never guesses silently)
         why = readings(f.source, {name: f.variables[name] for name in declared}) \

@@ -41,7 +41,11 @@ from typing import NamedTuple
 
 from . import expr as E
 from .diff import diff_node
+from .errors import MathcalcError
 from .expression import Expr
+from .parse import parse_program
+from .printing.latex import LatexString
+from .printing.steps import explanation_latex, explanation_text
 from .simplify import simplify
 
 # Nodes whose value is not linear in their X-dependent children.
@@ -122,16 +126,11 @@ class Explanation:
         return self.steps[-1].name if self.steps else None
 
     def __str__(self) -> str:
-        from .printing.steps import explanation_text
-
         return explanation_text(self)
 
     @property
     def latex(self) -> str:
         """One aligned display (a LatexString: shown alone in a notebook, it renders)."""
-        from .printing.latex import LatexString
-        from .printing.steps import explanation_latex
-
         return LatexString(explanation_latex(self))
 
     def __repr__(self) -> str:
@@ -187,9 +186,6 @@ def _user_definitions(f: Expr) -> dict:
     """node -> name for the definitions in f's text (``u = W*x + b; …``, SPEC 7)."""
     if not f.source:
         return {}
-    from .errors import MathcalcError
-    from .parse import parse_program
-
     try:
         _, _, definitions = parse_program(f.source, f.declared())
     except MathcalcError:  # f was parsed from it once: this does not happen

@@ -50,8 +50,9 @@ from . import definitions as D
 from . import expr as E
 from . import functions
 from .calls import CALLS, IDENTITY_NAMES, RESERVED, S, matmul_axes, takes
+from .declared import normalise_shape
 from .errors import MathcalcError, ParseError, ShapeError, line_col, located
-from .shapes import PRODUCT_OPS, Term, infer_shapes, iter_postorder
+from .shapes import PRODUCT_OPS, READINGS, Term, infer_shapes, iter_postorder
 
 MAX_DEPTH = 200
 MAX_LENGTH = 50_000
@@ -238,8 +239,6 @@ def _checked_text(text) -> str:
 
 
 def _declared(shapes: dict) -> dict:
-    from .expression import normalise_shape
-
     if not isinstance(shapes, dict):
         raise MathcalcError(f"shapes must be a dict of name -> shape, not {type(shapes).__name__}")
     declared = {}
@@ -833,3 +832,20 @@ def _check_power(base: E.Node, exponent: E.Node, text: str, pos: int) -> None:
     if isinstance(base, E.Num) and isinstance(e, Fraction) and e.denominator == 1 and \
             abs(e) <= 64:
         _check_bits(_bits(base) * abs(int(e)), text, pos)
+
+
+def readings(text: str, declared: dict) -> dict:
+    """Each variable of the text and why it has its shape, in words (``mathcalc shapes``).
+
+    ``declared`` maps names to shapes as ``parse`` takes them. The reasons
+    are "declared as …", "its use in … makes it …", "… by convention", or
+    why the convention was overruled ("it is transposed in c' …, so it is a
+    column vector, not a scalar"). Raises what parsing the text raises.
+    """
+    found: dict = {}
+    token = READINGS.set(found)
+    try:
+        parse_text(text, declared)
+    finally:
+        READINGS.reset(token)
+    return found

@@ -785,7 +785,7 @@ def infer_shapes(root: Term, text: str, declared: dict) -> dict:
     inference.build_constraints()
     inference.choose_kinds()
     inference.walk_dims()
-    collect = _READINGS.get()
+    collect = READINGS.get()
     if collect is not None:
         for name in inference.var_order:
             collect.setdefault(name, inference.var_reason[name])
@@ -800,23 +800,4 @@ def infer_shapes(root: Term, text: str, declared: dict) -> dict:
 
 
 # Where readings() collects the reasons (a context variable: safe across threads).
-_READINGS: contextvars.ContextVar = contextvars.ContextVar("mathcalc_readings", default=None)
-
-
-def readings(text: str, declared: dict) -> dict:
-    """Each variable of the text and why it has its shape, in words (``mathcalc shapes``).
-
-    ``declared`` maps names to shapes as ``parse`` takes them. The reasons
-    are "declared as …", "its use in … makes it …", "… by convention", or
-    why the convention was overruled ("it is transposed in c' …, so it is a
-    column vector, not a scalar"). Raises what parsing the text raises.
-    """
-    from .parse import parse_text  # the parser builds the Terms this module reads
-
-    found: dict = {}
-    token = _READINGS.set(found)
-    try:
-        parse_text(text, declared)
-    finally:
-        _READINGS.reset(token)
-    return found
+READINGS: contextvars.ContextVar = contextvars.ContextVar("mathcalc_readings", default=None)

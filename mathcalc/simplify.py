@@ -20,7 +20,10 @@ from __future__ import annotations
 import threading
 from fractions import Fraction
 
+import numpy as np
+
 from . import expr as E
+from .functions import FUNCTIONS
 
 
 def simplify(node: E.Node) -> E.Node:
@@ -797,10 +800,6 @@ def repeated_scalars(node: E.Node):
 
 def _vanishes_at_zero(fn: str) -> bool:
     """f(0) = 0 (sign, abs, relu, tanh, sin, …), read from the function's numpy form."""
-    import numpy as np
-
-    from .functions import FUNCTIONS
-
     entry = FUNCTIONS.get(fn)
     if entry is None:
         return False

@@ -35,7 +35,8 @@ from . import functions as F
 from .calls import KIND_NAMES, MATMUL, TRANSPOSED
 from .calls import C as COLUMN, M as MATRIX, R as ROW, S as SCALAR
 from .errors import MathcalcError, ShapeError
-from .expression import Expr
+from .printing import mast as M
+from .printing.recognise import recognise
 
 
 def _dim(d):
@@ -56,14 +57,15 @@ def _kind_of_shape(rows, cols):
     return MATRIX
 
 
-def from_sympy(obj) -> Expr:
-    """An Expr equal to a SymPy matrix (or scalar) expression."""
+def node_from_sympy(obj) -> E.Node:
+    """A node equal to a SymPy matrix (or scalar) expression (``mc.from_sympy`` wraps it in
+    an Expr: this module sits below the public Expr, whose ``to_sympy`` reads it)."""
     if not isinstance(obj, sympy.Basic):
         raise MathcalcError(f"from_sympy expects a SymPy expression, got {type(obj).__name__}")
     # Element-wise functions: each row of the table (functions.py) says its form in
     # SymPy's own functions (``sympy_own``) and how that form reads back (``read_own``).
     node, _ = _read(F.table_heads(obj))
-    return Expr(node)
+    return node
 
 
 def _read(s):
@@ -205,9 +207,6 @@ def _multiply(left, right):
 
 def to_sympy(node: E.Node):
     """A SymPy matrix (or scalar) expression equal to ``node``."""
-    from .printing import mast as M
-    from .printing.recognise import recognise
-
     shapes = {n.name: n.shape for n in E.walk(node) if isinstance(n, E.Var)}
     return _SympyBuilder(shapes, M).build(recognise(node))
 

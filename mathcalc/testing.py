@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .api import diff
 from .checking import compare, pair, shapes_named_like_options
 from .expression import Expr, as_expr, keywords_are_shapes
+from .expr import debug_str
 
 try:  # only the fixture needs pytest
     import pytest
@@ -40,8 +42,6 @@ def assert_derivative(f, wrt: str, expected, /, values: dict | None = None, seed
     numerical at three random in-domain points (see ``mathcalc.equivalent``).
     """
     __tracebackhide__ = True  # pytest shows the caller's line, not ours
-    from .api import diff
-
     values, seed = shapes_named_like_options(shapes, values=(values, None), seed=(seed, 0))
     f = as_expr(f, shapes)
     derived = diff(f, wrt)
@@ -74,8 +74,6 @@ def _show(e: Expr) -> str:
     try:
         return str(e)
     except Exception:  # a message must never fail to render; the debug form always works
-        from .expr import debug_str
-
         return debug_str(e.node)
 
 

@@ -85,7 +85,7 @@ def test_usage_that_forces_a_scalar_keeps_it():
 
 
 def test_readings_say_why():
-    from mathcalc.shapes import readings
+    from mathcalc.parse import readings
 
     why = readings("x'*A*x + c'*x", {})
     assert "transposed" in why["c"] and "a column vector, not a scalar" in why["c"]

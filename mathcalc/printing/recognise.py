@@ -24,8 +24,9 @@ from decimal import Decimal, localcontext
 from fractions import Fraction
 from .. import expr as E
 from ..calls import KIND_OF_RANK, TRANSPOSED
+from ..functions import FUNCTIONS
 from . import mast as M
-from .matrix import cost, render
+from .layout import cost, render
 
 _KIND = KIND_OF_RANK  # a core node's rank -> its kind (vectors are columns)
 _INDEX_NAMES = "ijklpqrstuvwabcdefgh"
@@ -321,8 +322,6 @@ def _flip(kind: int) -> int:
 
 
 def _elementwise(name: str) -> bool:
-    from ..functions import FUNCTIONS
-
     return name in FUNCTIONS
 
 

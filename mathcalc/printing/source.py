@@ -25,7 +25,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from .. import definitions as D
 from ..errors import MathcalcError
+from ..parse import parse_program, parse_terms
+from ..shapes import infer_shapes, iter_postorder
 from . import mast as M
 from .latex import _CALLS, _function_latex, _Latex, _number, latex_name, to_latex
 
@@ -91,9 +94,6 @@ def source_parts(text: str, variables: dict, bold: bool = False):
 
     A piece's ``level`` says how loosely it binds (SUM, PRODUCT, NEG, …), for a
     caller that puts an operator in front of it."""
-    from .. import definitions as D
-    from ..parse import parse_program, parse_terms
-
     try:
         tree = parse_terms(text)
         if not isinstance(tree, D.Program):
@@ -111,8 +111,6 @@ def source_parts(text: str, variables: dict, bold: bool = False):
 
 
 def _render(root, text: str, declared: dict, bold: bool) -> _Piece:
-    from ..shapes import infer_shapes, iter_postorder
-
     infer_shapes(root, text, declared)
     done: dict = {}
     for term in iter_postorder(root):

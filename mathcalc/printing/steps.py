@@ -20,11 +20,16 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from .. import definitions as D
+from ..errors import MathcalcError
+from ..expr import add
+from ..parse import parse_terms
 from . import mast as M
 from .latex import _Latex, latex_name
-from .matrix import render
+from .layout import render
 from .notebook import shape_latex
 from .recognise import recognise
+from .source import expr_latex
 
 # An intermediate's chain rule value in the steps' names is shown when its text
 # is at most this long: on a deep network the values grow with the depth, the
@@ -154,8 +159,6 @@ def _rows(ex) -> list:
 
 
 def _sum(nodes):
-    from ..expr import add
-
     return add(*nodes)
 
 
@@ -202,10 +205,6 @@ def _shape_text(shape) -> str:
 
 def _source_text(f) -> str:
     """f as the user wrote it, on one line; definitions in a where block after it."""
-    from .. import definitions as D
-    from ..errors import MathcalcError
-    from ..parse import parse_terms
-
     source = getattr(f, "source", None)
     if not source:
         return str(f)
@@ -222,8 +221,6 @@ def _source_text(f) -> str:
 
 
 def _source_latex(f) -> str:
-    from .source import expr_latex
-
     return expr_latex(f)
 
 

@@ -39,8 +39,11 @@ from __future__ import annotations
 import itertools
 
 from .. import expr as E
+from ..expression import Expr
 from . import mast as M
-from .matrix import measure, render
+from .latex import latex_name, to_latex
+from .layout import measure, render
+from .notebook import shape_latex
 from .recognise import _NoMatrixForm, _Recogniser
 
 LINE_WIDTH = 80
@@ -78,8 +81,6 @@ def _taken(order, avoid) -> set:
 
 def temporary_names(taken) -> "itertools.Iterator[str]":
     """``t1, t2, …`` without the names in ``taken`` or names that print alike in LaTeX."""
-    from .latex import latex_name
-
     looks = {latex_name(name) for name in taken}
     for k in itertools.count(1):
         name = f"t{k}"
@@ -357,8 +358,6 @@ class Where:
         return where_latex(self.result.node, [(n, d.node) for n, d in self.definitions], bold)
 
     def _repr_latex_(self) -> str:
-        from .notebook import shape_latex
-
         return "$$" + self.latex() + shape_latex(self.shape) + "$$"
 
     @property
@@ -385,8 +384,6 @@ def where_text(result, definitions, multiline: bool = False) -> str:
 
 def where_latex(result: E.Node, definitions, bold: bool = False) -> str:
     """The result, then ``where`` and the definitions aligned at their ``=`` (nodes)."""
-    from .latex import latex_name, to_latex
-
     head = to_latex(result, bold=bold)
     if not definitions:
         return head
@@ -398,8 +395,6 @@ def where_latex(result: E.Node, definitions, bold: bool = False) -> str:
 
 def where(expr) -> Where:
     """The where-form of an Expr (``mathcalc.where`` parses text first)."""
-    from ..expression import Expr
-
     env = expr.variables
     result, definitions = where_form(expr.node, avoid=tuple(env))
     return Where(Expr(result, env), [(name, Expr(d, env)) for name, d in definitions])

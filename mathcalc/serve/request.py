@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import click
 
-from ..cli import parse_shape_spec
+from ..declared import parse_shape_spec
 from ..errors import MathcalcError
 
 MAX_ORDER = 8

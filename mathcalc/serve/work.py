@@ -19,6 +19,7 @@ import re
 
 import mathcalc as mc
 
+from ..printing.latex import derivation_latex, latex_name
 from .request import Job
 
 BACKENDS = ("numpy", "jax", "torch", "cupy", "dask")  # SPEC section 9
@@ -191,10 +192,6 @@ def _code(g: mc.Expr, job: Job) -> str:
 
 def _derivation(f: mc.Expr, g: mc.Expr, job: Job) -> str:
     """The statement ∂/∂X f = g as one display."""
-    try:
-        from ..printing.latex import derivation_latex, latex_name
-    except ImportError:  # the printer's helpers moved: the derivative alone
-        return mc.latex(g)
     if job.order == 1:
         return derivation_latex(f.node, job.wrt, g.node, f.variables[job.wrt])
     k = job.order
