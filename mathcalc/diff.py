@@ -104,7 +104,7 @@ def _pullback(n: E.Node, adjoint: E.Node, f_labels: tuple, wrt: Wrt):
                                  f"derivatives of its children: {E.debug_str(term)}")
         (k,) = found
         placeholder, p_idx = factors[k]
-        rest = [(f, tuple(_label(i, dims, n.rank) for i in idx))
+        rest = [(f, tuple(_label(i, n.rank) for i in idx))
                 for j, (f, idx) in enumerate(factors) if j != k]
         yield owner[placeholder.name], _contribution(adjoint, f_labels, n, coef, rest, p_idx,
                                                      dims)
@@ -136,7 +136,7 @@ def _as_product(term: E.Node) -> tuple:
         factors[k:k] = [(f, tuple(mapping[i] for i in fidx)) for f, fidx in inner.factors]
 
 
-def _label(i: int, dims, rank: int):
+def _label(i: int, rank: int):
     return ("n", i) if i < rank else ("s", i)
 
 
@@ -145,13 +145,13 @@ def _contribution(adjoint, f_labels, n, coef, rest, p_idx, dims) -> E.Node:
     n_labels = tuple(("n", k) for k in range(n.rank))
     out, extra = [], []
     for pos, i in enumerate(p_idx):
-        label = _label(i, dims, n.rank)
+        label = _label(i, n.rank)
         if label in out:  # a diagonal of the child (tr, diag): δ ties the repeated axis
             fresh = ("d", pos)
             extra.append((E.eye(dims[i]), (label, fresh)))
             label = fresh
         out.append(label)
     # An axis of the child no other factor carries is broadcast: Σ of a sum(X) is ones.
-    extra += [(E.ones((dims[i],)), (_label(i, dims, n.rank),)) for i in set(p_idx)]
+    extra += [(E.ones((dims[i],)), (_label(i, n.rank),)) for i in set(p_idx)]
     factors = [(adjoint, f_labels + n_labels)] + list(rest) + extra
     return E.product(factors, f_labels + tuple(out), coef=coef)

@@ -677,7 +677,7 @@ def product(factors: Iterable, out: Sequence, coef=1) -> Node:
     if zero or coef == 0:
         return zeros(shape)
 
-    items, ones_labels, coef = _contract_deltas(items, ones_labels, out, dims, coef)
+    items, ones_labels = _contract_deltas(items, ones_labels, out)
     items = _merge_powers(items, ones_labels, out)
     items, coef = _drop_ones(items, ones_labels, out, dims, coef)
     if not items:
@@ -698,21 +698,22 @@ def _cancel_scalar_powers(factors):
     net: dict = {}
     for node, labels in factors:
         if node.rank == 0:
-            base, e = _base_exp(node)
+            base, e = power_of(node)
             net[base] = net.get(base, 0) + e
     gone = {base for base, e in net.items() if e == 0 and not isinstance(base, Num)}
     if not gone:
         return factors
-    return [(n, l) for n, l in factors if n.rank or _base_exp(n)[0] not in gone]
+    return [(n, l) for n, l in factors if n.rank or power_of(n)[0] not in gone]
 
 
-def _base_exp(node):
+def power_of(node):
+    """(base, exponent) with node = base .^ exponent for a numeric exponent (else exponent 1)."""
     if isinstance(node, Pow) and isinstance(node.exponent, Num) and node.base.rank == node.rank:
         return node.base, node.exponent.value
     return node, Fraction(1)
 
 
-def _contract_deltas(items, ones_labels, out, dims, coef):
+def _contract_deltas(items, ones_labels, out):
     """δ(i,j) with j summed: rename j to i everywhere and drop the δ."""
     out_set = set(out)
     changed = True
@@ -738,7 +739,7 @@ def _contract_deltas(items, ones_labels, out, dims, coef):
                 ones_labels.append(keep)  # Σ_j δ(i,j) = 1 for every i
             changed = True
             break
-    return items, ones_labels, coef
+    return items, ones_labels
 
 
 def _drop_ones(items, ones_labels, out, dims, coef):
@@ -779,7 +780,7 @@ def _merge_powers(items, ones_labels, out):
         if not hadamard_context or len(set(labels)) != len(labels):
             rest.append([node, labels])
             continue
-        base, e = _base_exp(node)
+        base, e = power_of(node)
         key = (base, labels)
         if key not in groups:
             groups[key] = 0

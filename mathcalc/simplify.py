@@ -84,7 +84,7 @@ def _remainder(coef, factors, rank, skip, keep_labels, rename):
     return out, E.product(rest, out, coef=coef)
 
 
-def _fresh_rename(factors, rank, taken, start):
+def _fresh_rename(factors, rank, start):
     """Rename b's summed indices that clash with a's, so the two can be merged."""
     rename = {}
     nxt = start
@@ -153,7 +153,7 @@ def _factor_pair(a: E.Node, b: E.Node, through_identity: bool = False):
     if through_identity and (len(fa) < 2 or len(fb) < 2):
         return None  # F - G*F stays: (I - G)*F reads no easier
     # Give b's summed indices numbers disjoint from a's.
-    shift = _fresh_rename(fb, rank, set(range(len(da))), len(da))
+    shift = _fresh_rename(fb, rank, len(da))
     fb = [(f, tuple(shift.get(i, i) for i in idx)) for f, idx in fb]
     counter = [len(da) + len(db)]
 
@@ -342,14 +342,6 @@ def cancel_inverses(node: E.Node):
 # exp_to_sigmoid
 
 
-def _power_of(node: E.Node):
-    """(base, exponent) with node = base .^ exponent for a numeric exponent."""
-    if isinstance(node, E.Pow) and isinstance(node.exponent, E.Num) \
-            and node.base.rank == node.rank:
-        return node.base, node.exponent.value
-    return node, Fraction(1)
-
-
 def _one_plus_exp(node: E.Node):
     """u for node = 1 + exp(u) (the 1 a number or a tensor of ones), else None."""
     if not (isinstance(node, E.Sum) and len(node.terms) == 2):
@@ -369,7 +361,7 @@ def _negated(u: E.Node) -> bool:
 
 def _reciprocal_one_plus_exp(f: E.Node):
     """(u, b, base) for f = (1 + exp(u)).^-b, or f = sigmoid(-u).^b (the same), else None."""
-    base, e = _power_of(f)
+    base, e = E.power_of(f)
     if e < 0:
         u = _one_plus_exp(base)
         if u is not None:
@@ -387,7 +379,7 @@ def exp_to_sigmoid(node: E.Node):
     pattern) is sigmoid(u).
     """
     if isinstance(node, E.Pow):
-        base, e = _power_of(node)
+        base, e = E.power_of(node)
         u = _one_plus_exp(base)
         if u is not None and e < 0 and _negated(u):
             return E.power(E.apply("sigmoid", simplify(E.neg(u))), E.num(-e))
@@ -398,7 +390,7 @@ def exp_to_sigmoid(node: E.Node):
     out = tuple(range(node.rank))
     exps = {}
     for j, (g, jdx) in enumerate(factors):
-        gbase, a = _power_of(g)
+        gbase, a = E.power_of(g)
         if a > 0 and isinstance(gbase, E.Apply) and gbase.fn == "exp":
             exps.setdefault((gbase.arg, tuple(jdx)), (j, a, gbase))
     for k, (f, idx) in enumerate(factors):
@@ -433,7 +425,7 @@ def sigmoid_complement(node: E.Node):
         return None
     sigmoids = {}
     for k, (f, idx) in enumerate(node.factors):
-        base, e = _power_of(f)
+        base, e = E.power_of(f)
         if isinstance(base, E.Apply) and base.fn == "sigmoid" and e > 0:
             sigmoids[(base.arg, tuple(idx))] = k
     if len(sigmoids) < 2:
@@ -447,7 +439,7 @@ def sigmoid_complement(node: E.Node):
         f = node.factors[k][0]
         complement = E.add(E.ones(f.shape), E.neg(E.apply("sigmoid", u)))
         factors = list(node.factors)
-        factors[k] = (E.power(complement, E.num(_power_of(f)[1])), idx)
+        factors[k] = (E.power(complement, E.num(E.power_of(f)[1])), idx)
         return E.product(factors, tuple(range(node.rank)), coef=node.coef)
     return None
 
@@ -514,7 +506,7 @@ def _bases(node: E.Node) -> set:
     """What a factor can cancel or merge with: its base, and X for inv(X)."""
     out = set()
     for f in (node.children() if isinstance(node, E.Product) else (node,)):
-        base = _power_of(f)[0]
+        base = E.power_of(f)[0]
         out.add(base)
         if isinstance(base, E.Inv):
             out.add(base.arg)
@@ -843,7 +835,7 @@ def sign_of_power(node: E.Node):
     if not (isinstance(node, E.Apply) and node.fn == "sign"):
         return None
     arg = node.arg
-    base, e = _power_of(arg)
+    base, e = E.power_of(arg)
     if base is not arg and isinstance(e, Fraction) and e.denominator == 1 and e > 0 \
             and e.numerator % 2 == 1:
         return E.apply("sign", base)

@@ -520,14 +520,11 @@ class _Recogniser:
 
     # -- products ------------------------------------------------------------
 
-    def _product_rule(self, node: E.Product) -> M.Ast:
-        return self._product(node)
-
     def _product(self, node: E.Product) -> M.Ast:
         if node.rank > 2 or any(f.rank > 2 for f, _ in node.factors):
             raise _NoMatrixForm()
         scalar_nodes = [f for f, _ in node.factors if f.rank == 0]
-        pieces = [(self._piece(f), tuple(idx)) for f, idx in node.factors if f.rank > 0]
+        pieces = [(self.matrix(f), tuple(idx)) for f, idx in node.factors if f.rank > 0]
         scalars, divisors = self._split_scalars(scalar_nodes)
         form = self._product_form(node, node.coef, pieces, scalars, divisors)
         # Signs: a factor that is a negation or a sum of mostly negative terms
@@ -560,10 +557,6 @@ class _Recogniser:
             raise _NoMatrixForm()
         extra, main = solved
         return scaled(coef, scalars + list(extra), main, divisors)
-
-    def _piece(self, node: E.Node) -> M.Ast:
-        """A non-scalar factor of a product, as a column vector or a matrix."""
-        return self.matrix(node)
 
     # -- element-wise and matrix functions -----------------------------------
 
@@ -705,7 +698,7 @@ _RULES = {
     E.Ones: _Recogniser._ones,
     E.Delta: _Recogniser._delta,
     E.Sum: _Recogniser._sum,
-    E.Product: _Recogniser._product_rule,
+    E.Product: _Recogniser._product,
     E.Apply: _Recogniser._apply,
     E.Pow: _Recogniser._pow,
     E.Max: _Recogniser._max,
