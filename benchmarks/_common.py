@@ -12,11 +12,9 @@ to one thread, so CPU time is the work done.
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import gc
 import importlib
-import re
 import signal
 import statistics
 import time
@@ -183,20 +181,10 @@ def optional_import(name):
 
 
 def find_lambdify():
-    """``mc.lambdify`` or ``mathcalc.numeric.lambdify``; None while neither exists."""
+    """(``mc.lambdify``, its name)."""
     import mathcalc as mc
 
-    fn = getattr(mc, "lambdify", None)
-    if fn is not None:
-        return fn, "mc.lambdify"
-    numeric = optional_import("mathcalc.numeric")
-    if numeric is not None and hasattr(numeric, "lambdify"):
-        return numeric.lambdify, "mathcalc.numeric.lambdify"
-    return None, None
-
-
-def parser_available() -> bool:
-    return optional_import("mathcalc.parse") is not None
+    return mc.lambdify, "mc.lambdify"
 
 
 def printer_available() -> bool:
@@ -204,139 +192,14 @@ def printer_available() -> bool:
 
 
 # ---------------------------------------------------------------------------
-# Building expressions
-#
-# Cases are written once, as text in the input language. ``build`` uses
-# mc.parse when the parser is there; before it lands (or if it fails on a
-# case) the same text is read here by Python's ``ast`` after a token-level
-# translation (' -> .T, * -> @, .* -> *, ^ -> **), and built from the node
-# constructors of mathcalc.expr. Only the fixed benchmark strings go through
-# this; nothing is evaluated.
-
-_FUNCS1 = {"exp", "log", "sin", "cos", "tan", "tanh", "sqrt", "abs", "sign", "step",
-           "sigmoid", "relu", "softplus"}
-
-
-def _to_python(text: str) -> str:
-    t = text.replace(".*", "\0").replace("⊙", "\0").replace("./", "/")
-    t = t.replace(".^", "**").replace("^", "**").replace("*", "@").replace("@@", "**")
-    t = t.replace("\0", "*").replace("·", "@")
-    t = re.sub(r"'", ".T", t)
-    return t
-
-
-class _T:
-    """A node with its orientation (row vectors), for the fallback builder."""
-
-    def __init__(self, node, row=False):
-        self.node = node
-        self.row = row and node.rank == 1
-
-
-def _fallback_build(text: str, shapes: dict):
-    from mathcalc import expr as E
-
-    tree = ast.parse(_to_python(text), mode="eval")
-
-    def scalar_broadcast(a, b):
-        return a, b
-
-    def matmul(a: _T, b: _T) -> _T:
-        x, y = a.node, b.node
-        if x.rank == 0 or y.rank == 0:
-            return _T(E.hadamard(x, y), row=a.row or b.row)
-        if x.rank == 2 and y.rank == 2:
-            return _T(E.einsum("ij,jk->ik", x, y))
-        if x.rank == 2 and y.rank == 1:
-            return _T(E.einsum("ij,j->i", x, y))
-        if x.rank == 1 and y.rank == 2:
-            return _T(E.einsum("i,ij->j", x, y), row=True)
-        if a.row or not b.row:  # x'*y, or two columns: the inner product
-            return _T(E.einsum("i,i->", x, y))
-        return _T(E.einsum("i,j->ij", x, y))
-
-    def elementwise(a: _T, b: _T, op) -> _T:
-        x, y = a.node, b.node
-        row = a.row or b.row
-        if op == "add":
-            if x.rank == 0 and y.rank:
-                x = E.hadamard(x, E.ones(y.shape))
-            if y.rank == 0 and x.rank:
-                y = E.hadamard(y, E.ones(x.shape))
-            return _T(E.add(x, y), row)
-        if op == "sub":
-            return elementwise(a, _T(E.neg(y), b.row), "add")
-        if op == "mul":
-            return _T(E.hadamard(x, y), row)
-        if op == "div":
-            if y.rank == 0:
-                return _T(E.divide(x, y), row)
-            return _T(E.hadamard(x, E.power(y, E.num(-1))), row)
-        if op == "pow":
-            return _T(E.power(x, y), row)
-        raise ValueError(op)
-
-    def call(name, args):
-        if name in _FUNCS1:
-            return _T(E.apply(name, args[0].node), args[0].row)
-        one = {"sum": E.sum_all, "tr": E.trace, "det": E.det, "logdet": E.logdet, "inv": E.inv,
-               "norm1": E.norm1, "norm2": E.norm2, "softmax": E.softmax,
-               "logsumexp": E.logsumexp}
-        if name in one:
-            return _T(one[name](args[0].node))
-        if name == "diag":
-            n = args[0].node
-            return _T(E.diag_matrix(n) if n.rank == 1 else E.diag_vector(n))
-        if name in ("max", "min"):
-            x, y = args[0].node, args[1].node
-            if x.rank == 0 and y.rank:
-                x = E.hadamard(x, E.ones(y.shape))
-            if y.rank == 0 and x.rank:
-                y = E.hadamard(y, E.ones(x.shape))
-            return _T((E.maximum if name == "max" else E.minimum)(x, y))
-        raise ValueError(f"fallback builder: unknown function {name}")
-
-    ops = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow"}
-
-    def ev(n) -> _T:
-        if isinstance(n, ast.Expression):
-            return ev(n.body)
-        if isinstance(n, ast.Constant):
-            return _T(E.num(n.value))
-        if isinstance(n, ast.Name):
-            return _T(E.var(n.id, tuple(shapes.get(n.id, ()))))
-        if isinstance(n, ast.Attribute) and n.attr == "T":
-            inner = ev(n.value)
-            if inner.node.rank == 2:
-                return _T(E.transpose(inner.node))
-            return _T(inner.node, row=not inner.row)
-        if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub):
-            inner = ev(n.operand)
-            return _T(E.neg(inner.node), inner.row)
-        if isinstance(n, ast.BinOp):
-            a, b = ev(n.left), ev(n.right)
-            if isinstance(n.op, ast.MatMult):
-                return matmul(a, b)
-            return elementwise(a, b, ops[type(n.op)])
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
-            return call(n.func.id, [ev(a) for a in n.args])
-        raise ValueError(f"fallback builder: cannot read {ast.dump(n)[:60]}")
-
-    from mathcalc.expression import Expr
-
-    return Expr(ev(tree).node, {k: tuple(v) for k, v in shapes.items()})
+# Building expressions: cases are written once, as text in the input language,
+# and read by mc.parse (the one parser; nothing is evaluated).
 
 
 def build(text: str, shapes: dict):
-    """(Expr, how) for ``text``: through mc.parse when it works, else the fallback."""
-    if parser_available():
-        try:
-            return parse_fn()(text, **shapes), "parse"
-        except Exception as exc:  # noqa: BLE001 - reported, then the fallback is tried
-            parse_error = short_error(exc)
-        expr = _fallback_build(text, shapes)
-        return expr, "fallback (mc.parse " + parse_error + ")"
-    return _fallback_build(text, shapes), "fallback"
+    """(Expr, how) for ``text``: ``how`` is "parse" (the tables print another way only
+    for a case built some other way)."""
+    return parse_fn()(text, **shapes), "parse"
 
 
 # ---------------------------------------------------------------------------
