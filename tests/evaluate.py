@@ -1,7 +1,7 @@
 """A small, independent numpy evaluator of the core nodes, and finite differences.
 
 This is the reference the derivative tests compare against. It deliberately
-shares nothing with ``mathcalc/numeric.py`` (lambdify): it reads the nodes of
+shares nothing with ``mathcalc/lambdify.py``: it reads the nodes of
 ``mathcalc/expr.py`` directly, one plain numpy call per node type, so a bug in
 lambdify and a bug here are unlikely to agree.
 

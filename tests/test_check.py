@@ -13,7 +13,7 @@ from mathcalc.api import diff  # mc.diff is shadowed by the mathcalc.diff module
 from mathcalc.checking import CheckResult, analyse, check, compare, equivalent, pair
 from mathcalc.errors import ShapeError
 from mathcalc.functions import FUNCTIONS, U
-from mathcalc.numeric import lambdify
+from mathcalc.lambdify import lambdify
 from mathcalc.testing import assert_derivative
 
 

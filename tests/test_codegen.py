@@ -13,7 +13,7 @@ from mathcalc.codegen import codegen
 from mathcalc.errors import MathcalcError
 from mathcalc.expression import Expr
 from mathcalc.functions import register_function
-from mathcalc.numeric import lambdify
+from mathcalc.lambdify import lambdify
 from test_numeric import CASES, ENV, _values
 
 

@@ -14,7 +14,7 @@ from mathcalc import expr as E
 from mathcalc.errors import MathcalcError, ShapeError
 from mathcalc.expression import Expr
 from mathcalc.functions import FUNCTIONS, register_function
-from mathcalc.numeric import lambdify
+from mathcalc.lambdify import lambdify
 
 # Distinct sizes so that a missing transpose cannot pass.
 SIZES = {"m": 2, "n": 3, "k": 4, "p": 5}
@@ -314,7 +314,7 @@ def test_every_name_the_parser_accepts_lambdifies(name):
     with pytest.raises(ShapeError, match="unexpected argument.*'zz'"):
         fn(**{name: 2.0, "x": np.ones(2), "y": np.ones(2), "zz": 1.0})
     # In the source the name is a parameter that means itself, or only a string literal.
-    from mathcalc.numeric import is_parameter_name
+    from mathcalc.backend.names import is_parameter_name
 
     tree = ast.parse(fn.source)
     params = {a.arg for n in ast.walk(tree) if isinstance(n, ast.arguments) for a in n.kwonlyargs}

@@ -16,7 +16,7 @@ import pytest
 import mathcalc as mc
 from mathcalc.api import diff
 from mathcalc.checking import check
-from mathcalc.numeric import lambdify
+from mathcalc.lambdify import lambdify
 from mathcalc.simplify import simplify
 
 SQ = dict(A=("n", "n"), B=("n", "n"), X=("n", "n"))
