@@ -3,7 +3,7 @@
 **Kinds.** Every subexpression is a scalar, a column vector, a row vector or
 a matrix (SPEC 1: vectors are columns, ``x'`` is a row; the core nodes are
 orientation-free, so orientation lives in these kinds). Shape inference
-(shapes.py), the printers' notation AST (printing/mast.py) and the SymPy
+(shapes.py), the printers' notation AST (printing/tree.py) and the SymPy
 bridge (sympy_interop.py) use this one vocabulary. Kinds are bit flags, so
 that a set of kinds is an int (the kind solver in shapes.py narrows sets).
 

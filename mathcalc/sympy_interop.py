@@ -35,7 +35,7 @@ from . import functions as F
 from .calls import KIND_NAMES, MATMUL, TRANSPOSED
 from .calls import C as COLUMN, M as MATRIX, R as ROW, S as SCALAR
 from .errors import MathcalcError, ShapeError
-from .printing import mast as M
+from .printing import tree as M
 from .printing.recognise import recognise
 
 
@@ -227,9 +227,9 @@ def _dims_of_text(text: str) -> list:
 
 
 class _SympyBuilder:
-    def __init__(self, shapes, mast):
+    def __init__(self, shapes, tree):
         self.shapes = shapes
-        self.M = mast
+        self.M = tree
 
     def build(self, ast):
         M = self.M

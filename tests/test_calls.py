@@ -284,12 +284,12 @@ def test_sympy_has_no_product_of_two_columns():
 
 
 def test_one_kind_vocabulary():
-    from mathcalc.printing import mast
+    from mathcalc.printing import tree
     from mathcalc import shapes
 
-    assert (mast.SCALAR, mast.COLUMN, mast.ROW, mast.MATRIX) == (S, C, R, M)
+    assert (tree.SCALAR, tree.COLUMN, tree.ROW, tree.MATRIX) == (S, C, R, M)
     assert (shapes.S, shapes.C, shapes.R, shapes.M) == (S, C, R, M)
-    assert mast.Transpose(mast.Leaf("x", C)).kind == R
+    assert tree.Transpose(tree.Leaf("x", C)).kind == R
     assert all(calls.TRANSPOSED[calls.TRANSPOSED[k]] == k for k in calls.KINDS)
 
 

@@ -186,4 +186,4 @@ def test_the_graph_sees_imports_inside_functions_and_relative_ones():
     # the parser of imports itself: a known top-level and relative import is found
     assert any(t == "mathcalc.expr" and not in_fn for t, _, in_fn in GRAPH["mathcalc.diff"])
     assert any(t == "mathcalc.serve.server" and in_fn for t, _, in_fn in GRAPH["mathcalc.cli"])
-    assert any(t == "mathcalc.printing.mast" for t, _, _ in GRAPH["mathcalc.printing.matrix"])
+    assert any(t == "mathcalc.printing.tree" for t, _, _ in GRAPH["mathcalc.printing.matrix"])

@@ -9,7 +9,7 @@ from fractions import Fraction
 import pytest
 
 from mathcalc import expr as E
-from mathcalc.printing import mast as M
+from mathcalc.printing import tree as M
 from mathcalc.printing.latex import to_latex
 from mathcalc.printing.matrix import render, to_str
 

@@ -1,7 +1,7 @@
 """LaTeX for expression nodes: the same matrix-notation AST as ``matrix.py``.
 
 ``to_latex(node, bold=False)`` renders what ``recognise`` finds, with the
-brackets of the shared precedence table (``mast.needs_parens``):
+brackets of the shared precedence table (``tree.needs_parens``):
 ``A^{\\top}``, ``x \\odot y``, ``x \\oslash y``, ``X^{-1}``, ``\\operatorname{tr}``,
 ``\\det``, ``\\log\\det``, ``\\operatorname{diag}``, ``\\lVert x \\rVert_2``
 (for matrices ``\\lVert X \\rVert_F`` and ``\\lVert \\operatorname{vec}(X) \\rVert_1``),
@@ -26,7 +26,7 @@ import unicodedata
 
 from .. import expr as E
 from ..functions import FUNCTIONS
-from . import mast as M
+from . import tree as M
 from . import recognise as R
 
 GREEK = {

@@ -3,7 +3,7 @@
 Each AST node type spells itself as a layout (literal strings and (child,
 role) pairs); ``render`` joins it into text, ``measure`` counts tokens, quotes
 and minus signs from the same layout, and ``cost`` ranks forms by those
-counts. It sits right above the AST (``mast.py``) so that recognition
+counts. It sits right above the AST (``tree.py``) so that recognition
 (``recognise.py``) ranks forms without importing the matrix printer that
 calls it (``matrix.py``).
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from . import mast as M
+from . import tree as M
 
 
 # ---------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 ``to_str(node)`` recognises matrix forms in the node (``recognise.py``) and
 renders them as text that parses back to the same numbers (SPEC 3) for
 results of tensor order <= 2. Brackets come from the one precedence table in
-``mast.py``.
+``tree.py``.
 
 Results with no matrix form (tensor order >= 3, or a product no chain of
 matrix operations spells) print in index notation:
@@ -30,7 +30,7 @@ For example the derivative of ``W*x`` with respect to ``W`` (order 3) prints
 
 from __future__ import annotations
 
-from . import mast as M
+from . import tree as M
 from .layout import cost, layout, measure, render  # noqa: F401  (the printer's text, by name)
 from .recognise import recognise
 

@@ -25,7 +25,7 @@ from fractions import Fraction
 from .. import expr as E
 from ..calls import KIND_OF_RANK, TRANSPOSED
 from ..functions import FUNCTIONS
-from . import mast as M
+from . import tree as M
 from .layout import cost, render
 
 _KIND = KIND_OF_RANK  # a core node's rank -> its kind (vectors are columns)

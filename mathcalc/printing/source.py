@@ -29,7 +29,7 @@ from .. import definitions as D
 from ..errors import MathcalcError
 from ..parse import parse_program, parse_terms
 from ..shapes import infer_shapes, iter_postorder
-from . import mast as M
+from . import tree as M
 from .latex import _CALLS, _function_latex, _Latex, _number, latex_name, to_latex
 
 # How tightly a rendered piece binds, loosest first (as the grammar's levels).

@@ -24,7 +24,7 @@ from .. import definitions as D
 from ..errors import MathcalcError
 from ..expr import add
 from ..parse import parse_terms
-from . import mast as M
+from . import tree as M
 from .latex import _Latex, latex_name
 from .layout import render
 from .notebook import shape_latex

@@ -40,7 +40,7 @@ import itertools
 
 from .. import expr as E
 from ..expression import Expr
-from . import mast as M
+from . import tree as M
 from .latex import latex_name, to_latex
 from .layout import measure, render
 from .notebook import shape_latex
