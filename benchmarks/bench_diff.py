@@ -182,7 +182,7 @@ def chain_text(k: int) -> str:
 
 
 def bench_chain(ks=(1, 2, 4, 8, 16, 32, 64), log=print):
-    from mathcalc.expr import walk
+    from mathcalc.nodes import walk
 
     diff = diff_fn()
     printer = printer_available()

@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import mathcalc as mc  # noqa: E402
-from mathcalc import expr as E  # noqa: E402
+from mathcalc import nodes as E  # noqa: E402
 
 KS = (8, 16, 32, 64)
 TARGET = 1.15

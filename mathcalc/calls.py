@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-from . import expr as E
+from . import nodes as E
 
 # ---------------------------------------------------------------------------
 # Kinds

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import opt_einsum
 
-from . import expr as E
+from . import nodes as E
 from .api import diff
 from .backend.cost import symbols_spec
 from .errors import MathcalcError, ShapeError

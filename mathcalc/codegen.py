@@ -18,7 +18,7 @@ parameter with ``_`` appended (``lambda_``), or ``v<k>``.
 
 from __future__ import annotations
 
-from . import expr as E
+from . import nodes as E
 from .backend import lower as L
 from .backend.ir import Ref
 from .backend.names import Names, is_parameter_name, validate_identifier, validate_variable_name

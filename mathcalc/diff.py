@@ -20,7 +20,7 @@ gives Hessians and any order.
 
 from __future__ import annotations
 
-from . import expr as E
+from . import nodes as E
 from .rules import RULES, Wrt, depends, var_adjoint, zero_derivative
 from .simplify import simplify
 
@@ -113,7 +113,7 @@ def _pullback(n: E.Node, adjoint: E.Node, f_labels: tuple, wrt: Wrt):
 def _as_product(term: E.Node) -> tuple:
     """(coef, factors, dims) of a rule's term; a bare placeholder is a one-factor product.
 
-    A product past expr.MAX_INLINED_FACTORS stays one factor of the products
+    A product past nodes.MAX_INLINED_FACTORS stays one factor of the products
     built on it, so the placeholder of a long product's rule can sit inside
     such a nested factor: the nested products on its way are opened here
     (their summed indices numbered after the term's), so the placeholder is

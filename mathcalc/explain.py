@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from . import expr as E
+from . import nodes as E
 from .diff import diff_node
 from .errors import MathcalcError
 from .expression import Expr

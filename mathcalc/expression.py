@@ -7,7 +7,7 @@ declared for it or inherited from the expression it was derived from (SPEC 3:
 
 from __future__ import annotations
 
-from . import expr as E
+from . import nodes as E
 from .declared import (  # noqa: F401  (Expr's home re-exports the shape keywords)
     Structured, bad_keyword, is_shape, keywords_are_shapes, normalise_shape, spd, structured,
     symmetric)

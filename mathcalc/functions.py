@@ -37,7 +37,7 @@ from typing import Callable
 import numpy as np
 import sympy
 
-from . import expr as E
+from . import nodes as E
 from .calls import CALL_NAMES, is_identifier
 from .errors import MathcalcError
 

@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from . import expr as E
+from . import nodes as E
 from .backend import lower as L
 from .backend.ir import Call, Ref
 from .backend.names import Names, is_parameter_name, validate_variable_name

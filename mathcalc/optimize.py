@@ -9,7 +9,7 @@ sizes bound when a function is built.
 
 from __future__ import annotations
 
-from . import expr as E
+from . import nodes as E
 from .backend.cost import ASSUMED_SIZE, MEMORY_BOUND, dag_cost, dim_size, numel, own_cost  # noqa: F401
 
 # Sums with more terms than this are never distributed (the work grows as a product).

@@ -13,7 +13,7 @@ overflow the stack:
    parse time, so registered ones work), depth is limited (``MAX_DEPTH``).
 4. ``shapes.infer_shapes`` gives every term a kind (scalar, column, row,
    matrix) and a shape, or raises ShapeError.
-5. ``_lower`` builds the node with the constructors of ``expr.py`` only: a
+5. ``_lower`` builds the node with the constructors of ``nodes.py`` only: a
    product chain becomes one einsum, a sum chain one ``add``, a built-in
    call what its row of ``calls.CALLS`` lowers it to.
 
@@ -47,7 +47,7 @@ from lark import Lark, Tree
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedToken
 
 from . import definitions as D
-from . import expr as E
+from . import nodes as E
 from . import functions
 from .calls import CALLS, IDENTITY_NAMES, RESERVED, S, matmul_axes, takes
 from .declared import normalise_shape

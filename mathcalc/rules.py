@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from . import expr as E
+from . import nodes as E
 from .functions import FUNCTIONS
 
 

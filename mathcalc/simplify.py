@@ -1,6 +1,6 @@
 """Rewrites that make a result read as a careful person writes it.
 
-The constructors in expr.py already fold numbers, zeros, ones and
+The constructors in nodes.py already fold numbers, zeros, ones and
 identities, contract deltas and collect equal terms. What is left here are
 the choices a constructor cannot make locally: named, one-directional
 rewrite rules, listed in ``REWRITES`` (at the end of this module) in the
@@ -22,7 +22,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from . import expr as E
+from . import nodes as E
 from .functions import FUNCTIONS
 
 

@@ -30,7 +30,7 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.diagonal import DiagMatrix, DiagonalOf
 from sympy.matrices.expressions.matexpr import MatrixElement
 
-from . import expr as E
+from . import nodes as E
 from . import functions as F
 from .calls import KIND_NAMES, MATMUL, TRANSPOSED
 from .calls import C as COLUMN, M as MATRIX, R as ROW, S as SCALAR

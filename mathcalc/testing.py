@@ -22,7 +22,7 @@ import numpy as np
 from .api import diff
 from .checking import compare, pair, shapes_named_like_options
 from .expression import Expr, as_expr, keywords_are_shapes
-from .expr import debug_str
+from .nodes import debug_str
 
 try:  # only the fixture needs pytest
     import pytest

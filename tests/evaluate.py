@@ -2,7 +2,7 @@
 
 This is the reference the derivative tests compare against. It deliberately
 shares nothing with ``mathcalc/lambdify.py``: it reads the nodes of
-``mathcalc/expr.py`` directly, one plain numpy call per node type, so a bug in
+``mathcalc/nodes.py`` directly, one plain numpy call per node type, so a bug in
 lambdify and a bug here are unlikely to agree.
 
 - ``evaluate(node, values)``: the value of ``node`` with variables bound by
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mathcalc import expr as E
+from mathcalc import nodes as E
 from mathcalc.functions import FUNCTIONS
 
 

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mathcalc as mc
-from mathcalc import expr as E
+from mathcalc import nodes as E
 from mathcalc.backend.names import is_parameter_name
 from mathcalc.diff import diff_node
 # registered_function is test_property's autouse fixture: imported, it registers the

@@ -16,7 +16,7 @@ import pytest
 import mathcalc as mc
 from evaluate import evaluate, fd_jacobian, rel_error
 from mathcalc import calls
-from mathcalc import expr as E
+from mathcalc import nodes as E
 from mathcalc.calls import CALLS, C, M, R, S
 from mathcalc.errors import line_col, place
 from mathcalc.functions import register_function

@@ -7,7 +7,7 @@ import pytest
 import sympy
 
 import mathcalc as mc
-from mathcalc import expr as E
+from mathcalc import nodes as E
 from mathcalc import rules
 from mathcalc.api import diff  # mc.diff is shadowed by the mathcalc.diff module (reported)
 from mathcalc.checking import CheckResult, analyse, check, compare, equivalent, pair

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import sympy
 
-from mathcalc import expr as E
+from mathcalc import nodes as E
 from mathcalc.codegen import codegen
 from mathcalc.errors import MathcalcError
 from mathcalc.expression import Expr

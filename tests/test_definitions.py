@@ -73,7 +73,7 @@ def test_undeclared_shapes_are_inferred_through_definitions():
 
 
 def test_a_definition_used_twice_is_one_node_of_the_dag():
-    from mathcalc import expr as E
+    from mathcalc import nodes as E
 
     f = mc.parse("u = tanh(W*x + b); u'*u + sum(u)", **NEURON)
     assert f == mc.parse("tanh(W*x + b)'*tanh(W*x + b) + sum(tanh(W*x + b))", **NEURON)

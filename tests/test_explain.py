@@ -23,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mathcalc as mc
-from mathcalc import expr as E
+from mathcalc import nodes as E
 from mathcalc.diff import diff_node
 from mathcalc.explain import explain_expr
 from mathcalc.expression import Expr

@@ -29,7 +29,7 @@ import sympy
 
 import mathcalc as mc
 from mathcalc import checking
-from mathcalc import expr as E
+from mathcalc import nodes as E
 from mathcalc import functions as F
 from mathcalc.backend import lower as L
 from mathcalc.backend.numpy import NumpyEmitter

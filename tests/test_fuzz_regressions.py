@@ -1,6 +1,6 @@
 """Crashes and name collisions found by an outside differential fuzzer (issue 14).
 
-1. Products of 13 or more factors (past expr.MAX_INLINED_FACTORS, where a
+1. Products of 13 or more factors (past nodes.MAX_INLINED_FACTORS, where a
    nested product stays one factor) differentiate, to any order; property
    tests build long products at random and check every derivative against
    finite differences.
@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mathcalc as mc
-from mathcalc import expr as E
+from mathcalc import nodes as E
 from mathcalc.api import diff
 from mathcalc.checking import check, equivalent
 from mathcalc.testing import assert_derivative

@@ -5,7 +5,7 @@ from fractions import Fraction
 import pytest
 
 import mathcalc as mc
-from mathcalc import expr as E
+from mathcalc import nodes as E
 from mathcalc.printing.latex import derivation_latex, latex_name, to_latex
 
 n, m = "n", "m"

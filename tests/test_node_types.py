@@ -2,7 +2,7 @@
 (STYLE: "A closed set of node types", "Unknown nodes raise", "Frozen, hashable
 nodes"; issue 13.4).
 
-``CASES`` holds a small instance of each type of ``expr.NODE_TYPES``, written as
+``CASES`` holds a small instance of each type of ``nodes.NODE_TYPES``, written as
 text: it is parsed, differentiated (and checked against central finite
 differences), simplified, printed (matrix notation, read back; LaTeX), compiled
 (lambdify with numpy, and codegen's standalone source) and taken to SymPy and
@@ -25,7 +25,7 @@ import pytest
 
 import mathcalc as mc
 from mathcalc import checking, optimize, sympy_interop
-from mathcalc import expr as E
+from mathcalc import nodes as E
 from mathcalc import simplify as S
 from mathcalc.backend import cost
 from mathcalc.backend import lower as L

@@ -10,7 +10,7 @@ import pytest
 import sympy
 
 from evaluate import evaluate
-from mathcalc import expr as E
+from mathcalc import nodes as E
 from mathcalc.errors import MathcalcError, ShapeError
 from mathcalc.expression import Expr
 from mathcalc.functions import FUNCTIONS, register_function

@@ -3,7 +3,7 @@
 import numpy as np
 
 import mathcalc as mc
-from mathcalc import expr as E
+from mathcalc import nodes as E
 from mathcalc.optimize import dag_cost, reassociate
 
 MF = dict(X=("m", "p"), U=("m", "k"), V=("p", "k"))

@@ -1,7 +1,7 @@
 """The expression language (SPEC section 1): every spelling, every precedence level.
 
 Parsed nodes are compared with nodes built directly with the constructors of
-mathcalc/expr.py, and a few are evaluated with a tiny numpy evaluator local to
+mathcalc/nodes.py, and a few are evaluated with a tiny numpy evaluator local to
 this file (einsum over Product.factors) to confirm they compute what the text
 says, with distinct sizes so a missing transpose cannot pass.
 """
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import mathcalc as mc
-from mathcalc import expr as E
+from mathcalc import nodes as E
 from mathcalc.functions import FUNCTIONS
 
 P = importlib.import_module("mathcalc.parse")  # `mathcalc.parse` is also the API function

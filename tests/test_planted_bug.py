@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 import mathcalc as mc
-from mathcalc import expr as E
+from mathcalc import nodes as E
 from mathcalc import rules as R
 from mathcalc.diff import diff_node
 

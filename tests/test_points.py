@@ -113,7 +113,7 @@ def test_small_values_are_compared_relatively_by_check():
 def test_a_wrong_small_derivative_is_caught_by_check(monkeypatch):
     # A planted bug (the chain rule of element-wise functions doubled) at the scale of
     # 1e-9: the old absolute round-off floor let it pass; the relative one does not.
-    from mathcalc import expr as E
+    from mathcalc import nodes as E
     from mathcalc import rules
 
     assert check("1e-9*sum(exp(x))", "x").ok

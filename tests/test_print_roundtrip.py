@@ -12,7 +12,7 @@ import random
 import numpy as np
 import pytest
 
-from mathcalc import expr as E
+from mathcalc import nodes as E
 from mathcalc.functions import FUNCTIONS
 from mathcalc.printing.matrix import to_str
 

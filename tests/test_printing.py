@@ -1,6 +1,6 @@
 """Matrix notation (str): einsum patterns, derivative results, every node type, index notation.
 
-Nodes are built by hand with the constructors of mathcalc.expr, in the index
+Nodes are built by hand with the constructors of mathcalc.nodes, in the index
 form the differentiation engine produces (see the debug strings in comments).
 """
 
@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import pytest
 
-from mathcalc import expr as E
+from mathcalc import nodes as E
 from mathcalc.printing import tree as M
 from mathcalc.printing.latex import to_latex
 from mathcalc.printing.matrix import render, to_str

@@ -1,7 +1,7 @@
 """Property tests: random well-shaped expressions, derivatives against finite differences.
 
 Hypothesis builds expressions from every node type with the constructors of
-mathcalc/expr.py (not from text, so this file does not depend on the parser)
+mathcalc/nodes.py (not from text, so this file does not depend on the parser)
 over a few variables of fixed, distinct sizes:
 
     scalars a, b;  vectors x (3), y (3), z (2);  matrices A (3×3), B (2×3),
@@ -31,7 +31,7 @@ import sympy
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from mathcalc import expr as E
+from mathcalc import nodes as E
 from mathcalc.diff import diff_node
 from mathcalc.functions import FUNCTIONS, register_function
 
@@ -382,7 +382,7 @@ def test_hessian_of_a_scalar_is_symmetric(fw, seed):
 
 
 def test_every_node_type_is_generated():
-    """The operations above build every node type of mathcalc/expr.py (with their derivatives)."""
+    """The operations above build every node type of mathcalc/nodes.py (with their derivatives)."""
     seen = set()
 
     def collect(f):

@@ -7,7 +7,7 @@ import importlib
 import pytest
 
 import mathcalc as mc
-from mathcalc import expr as E
+from mathcalc import nodes as E
 from mathcalc.shapes import C, M, S, convention_kind
 
 P = importlib.import_module("mathcalc.parse")

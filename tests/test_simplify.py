@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import mathcalc as mc
-from mathcalc import expr as E
+from mathcalc import nodes as E
 from mathcalc.diff import raw_derivative
 from mathcalc.simplify import (absorb_sign, cancel_inverses, distribute_if_smaller,
                                exp_to_sigmoid, factor_common, sigmoid_complement, simplify, size)

@@ -18,7 +18,7 @@ import sys
 import numpy as np
 
 import mathcalc as mc
-from mathcalc import expr as E
+from mathcalc import nodes as E
 from mathcalc import simplify as S
 
 from evaluate import evaluate

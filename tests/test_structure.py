@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mathcalc as mc
-from mathcalc import expr as E
+from mathcalc import nodes as E
 from mathcalc.testing import assert_derivative
 
 SYM, SPD = mc.symmetric("n"), mc.spd("n")

@@ -14,7 +14,7 @@ import random
 
 import opt_einsum
 
-from .. import expr as E
+from .. import nodes as E
 
 # Size assumed for a dimension name when none is bound (codegen, build time).
 ASSUMED_SIZE = 1000

@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 from fractions import Fraction
 
-from .. import expr as E
+from .. import nodes as E
 from .. import functions as F
 from ..errors import MathcalcError, ShapeError
 from ..functions import FUNCTIONS

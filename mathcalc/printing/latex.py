@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from .. import expr as E
+from .. import nodes as E
 from ..functions import FUNCTIONS
 from . import tree as M
 from . import recognise as R

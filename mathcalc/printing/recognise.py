@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from decimal import Decimal, localcontext
 from fractions import Fraction
-from .. import expr as E
+from .. import nodes as E
 from ..calls import KIND_OF_RANK, TRANSPOSED
 from ..functions import FUNCTIONS
 from . import tree as M

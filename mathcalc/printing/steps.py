@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 from .. import definitions as D
 from ..errors import MathcalcError
-from ..expr import add
+from ..nodes import add
 from ..parse import parse_terms
 from . import tree as M
 from .latex import _Latex, latex_name

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import itertools
 
-from .. import expr as E
+from .. import nodes as E
 from ..expression import Expr
 from . import tree as M
 from .latex import latex_name, to_latex

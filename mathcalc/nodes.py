@@ -75,7 +75,7 @@ def unknown_node(where: str, node) -> UnknownNodeError:
     """The error a pass raises (``raise unknown_node("latex", node)``) on a node type
     it does not handle, instead of a silent fallback."""
     return UnknownNodeError(f"{where}: unknown node type {type(node).__name__} "
-                            f"(every pass handles exactly the types of expr.NODE_TYPES)")
+                            f"(every pass handles exactly the types of nodes.NODE_TYPES)")
 
 
 def known(where: str, node):
