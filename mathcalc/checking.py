@@ -4,15 +4,16 @@ Random points are chosen inside the domain by reading the expression:
 
 - a square matrix variable under ``inv``, ``det`` or ``logdet`` is drawn
   symmetric positive definite (``G Gᵀ/n + I``);
-- a variable under ``log``, ``sqrt``, a fractional or negative power, or a
-  non-constant exponent gets entries in [0.5, 2];
+- a variable under a function defined for positive arguments only (``log``,
+  ``sqrt``: the ``positive`` field of its row in functions.py), a fractional
+  or negative power, or a non-constant exponent gets entries in [0.5, 2];
 - other entries are standard normal;
-- points where an argument of a kink (``max``, ``min``, ``abs``, ``relu``,
-  ``step``, ``sign``, ``norm1``) is within a margin of the kink are drawn
-  again (entries that are exactly zero and stay zero when the point moves,
-  such as the zeros off the diagonal of ``diag(v)``, are no kink); the best
-  point found is used if none is clean after many draws, and the result
-  says so;
+- points where an argument of a kink (``max``, ``min``, ``norm1``, and the
+  functions whose row has ``kink``: ``abs``, ``relu``, ``step``, ``sign``) is
+  within a margin of the kink are drawn again (entries that are exactly
+  zero and stay zero when the point moves, such as the zeros off the
+  diagonal of ``diag(v)``, are no kink); the best point found is used if
+  none is clean after many draws, and the result says so;
 - a point is used only where the values are finite and every argument of
   ``inv``, ``det`` and ``logdet`` that depends on a drawn variable has a
   condition number below ``COND_LIMIT``; where the sizes first given to the

@@ -181,7 +181,7 @@ class ElementwiseFunction:
         return self.call is not None or self.scaled
 
     @property
-    def builtin(self) -> bool:  # the name codegen and lambdify have always read
+    def builtin(self) -> bool:  # the earlier name of ``op`` (tests read it)
         return self.op
 
     def spelling(self, backend: str) -> str | None:
