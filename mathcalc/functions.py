@@ -156,8 +156,9 @@ class ElementwiseFunction:
     kind: str = "builtin"  # "builtin" (the language's), "user" (register_function), "derived"
     origin: str = ""  # for a derived entry: the function whose derivative needed it
     # The backends' spelling: a template of the emitters ({lib} the library's alias,
-    # {0} the argument, {a0} it bracketed unless an atom; backend/emit.py), one array-API
-    # spelling and the backends that differ. None: the backends print the SymPy form
+    # {0} the argument, {a0} it bracketed unless an atom; backend/emit.py) that writes an
+    # atom (a call, or an expression in brackets), one array-API spelling for every
+    # backend and the backends that differ. None: every backend prints the SymPy form
     # (SymPy's printers), as for every registered function.
     call: str | None = None
     calls: dict = field(default_factory=dict)  # backend -> its own template
