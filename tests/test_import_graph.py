@@ -2,8 +2,8 @@
 
 Every module of mathcalc is parsed with ``ast`` (nothing is imported), its
 imports of mathcalc modules collected, at module level and inside functions,
-and the graph checked against the layer table in ARCHITECTURE.md: a module
-imports only modules of its own layer or of the layers above it in the table,
+and the graph checked against the layer table in ARCHITECTURE.md (lowest layer
+first): a module imports only modules of its own layer or of lower layers,
 the graph has no cycle, and an import inside a function is for an optional
 dependency only (the few mathcalc modules that need one are listed below).
 """
