@@ -220,12 +220,6 @@ def _sym_dim(d):
     return sympy.Integer(d) if isinstance(d, int) else sympy.Symbol(d, integer=True, positive=True)
 
 
-def _dims_of_text(text: str) -> list:
-    """The dimensions written in a leaf such as ``ones(m, n)``."""
-    inner = text[text.index("(") + 1: text.rindex(")")]
-    return [int(t) if t.strip().isdigit() else t.strip() for t in inner.split(",")]
-
-
 class _SympyBuilder:
     def __init__(self, shapes, tree):
         self.shapes = shapes
@@ -252,7 +246,7 @@ class _SympyBuilder:
                 return sympy.Symbol(ast.text)
             rows, cols = (shape[0], 1) if len(shape) == 1 else shape
             return sympy.MatrixSymbol(ast.text, _sym_dim(rows), _sym_dim(cols))
-        dims = [_sym_dim(d) for d in _dims_of_text(ast.text)]
+        dims = [_sym_dim(d) for d in ast.dims]
         if role == "eye":
             return sympy.Identity(dims[0])
         rows, cols = (dims[0], sympy.Integer(1)) if len(dims) == 1 else dims

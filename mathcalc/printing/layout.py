@@ -76,10 +76,22 @@ def _neg(a: M.Neg) -> list:
 
 def _power(a: M.Power) -> list:
     exponent = (a.exponent, "exponent")
-    if not a.elementwise and render(a.exponent).startswith("T") and \
+    if not a.elementwise and _first_char(a.exponent) == "T" and \
             not M.needs_parens(a, a.exponent, "exponent"):
         exponent = "(" + render(a.exponent) + ")"  # a^(Tb), not a^Tb: ^T is the transpose
     return [(a.base, "base"), " .^ " if a.elementwise else "^", exponent]
+
+
+def _first_char(ast: M.Ast) -> str:
+    """The first character of ``ast``'s text, from the first part of its layout (no text built)."""
+    for part in layout(ast):
+        if isinstance(part, str):
+            if part:
+                return part[0]
+            continue
+        child, role = part
+        return "(" if M.needs_parens(ast, child, role) else _first_char(child)
+    return ""
 
 
 def _operands(items, op: str) -> list:

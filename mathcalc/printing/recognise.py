@@ -26,7 +26,7 @@ from .. import nodes as E
 from ..calls import KIND_OF_RANK, TRANSPOSED
 from ..functions import FUNCTIONS
 from . import tree as M
-from .layout import cost, render
+from .layout import cost, measure, render
 
 _KIND = KIND_OF_RANK  # a core node's rank -> its kind (vectors are columns)
 _INDEX_NAMES = "ijklpqrstuvwabcdefgh"
@@ -69,7 +69,8 @@ def sized(name: str, shape: tuple) -> M.Leaf:
     """``ones(n)``, ``zeros(m, n)``, ``eye(n)`` with the dimensions of ``shape``."""
     role = {"ones": "ones", "zeros": "zeros", "eye": "eye"}[name]
     dims = (shape[0],) if name == "eye" else shape
-    return M.Leaf(f"{name}({', '.join(dim_text(d) for d in dims)})", _KIND[len(shape)], role)
+    return M.Leaf(f"{name}({', '.join(dim_text(d) for d in dims)})", _KIND[len(shape)], role,
+                  tuple(dims))
 
 
 def number(value) -> M.Ast:
@@ -278,7 +279,7 @@ def _pushed_transposes(ast: M.Ast, depth: int) -> list:
         return [M.Scaled(ast.number, ast.scalars, t(ast.body), ast.divisors)]
     # Into sums and functions only where a transpose inside could cancel:
     # tanh(A')' is tanh(A), but tanh(W*x)' is best left as it is.
-    if "'" not in render(ast):
+    if not measure(ast)[1]:  # no transpose inside (the layout's quotes, counted once)
         return []
     if isinstance(ast, M.Add):  # (W + W')' is W' + W: fewer transposes first again, W + W'
         terms = sorted(((s, t(term)) for s, term in ast.terms),
@@ -290,8 +291,7 @@ def _pushed_transposes(ast: M.Ast, depth: int) -> list:
         exponent = t(ast.exponent) if ast.exponent.kind == M.MATRIX else ast.exponent
         return [M.Power(t(ast.base), exponent, True, _flip(ast.kind))]
     if isinstance(ast, M.Leaf) and ast.role in ("ones", "zeros") and ast.kind == M.MATRIX:
-        inner = ast.text[ast.text.index("(") + 1:-1].split(", ")
-        return [M.Leaf(f"{ast.text[:ast.text.index('(')]}({inner[1]}, {inner[0]})", M.MATRIX, ast.role)]
+        return [sized(ast.role, ast.dims[::-1])]
     return []
 
 

@@ -28,12 +28,14 @@ class Leaf(Ast):
 
     ``role`` tells LaTeX how to draw it: ``var`` (a variable), ``number``,
     ``ones`` (``ones(n)``), ``zeros``, ``eye`` (identity) or ``delta`` (the δ of
-    index notation).
+    index notation). ``dims`` are a sized constant's dimensions (``ones(m, n)``:
+    ``("m", "n")``), so that no reader takes them back out of ``text``.
     """
 
     text: str
     kind: int
     role: str = "var"
+    dims: tuple = ()
 
 
 @dataclass(frozen=True)
