@@ -302,7 +302,7 @@ def test_diff_check_failure_exits_1(tmp_path):
     """A planted failing check (mc.check replaced) runs through the real exit path."""
     code = (
         "import sys, mathcalc as mc, mathcalc.cli as cli\n"
-        "class R:\n ok = False\n max_rel_error = 0.5\n errors = ['planted failure at entry [0]']\n"
+        "class R:\n ok = False\n max_rel_error = 0.5\n message = 'planted failure at entry [0]'\n"
         "mc.check = lambda *a, **k: R()\n"
         "cli.main(['diff', \"x'*x\", '--wrt', 'x', '--check'], prog_name='mathcalc')\n"
     )
