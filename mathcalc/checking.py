@@ -48,6 +48,7 @@ from . import nodes as E
 from .api import diff
 from .backend.cost import symbols_spec
 from .errors import MathcalcError, ShapeError
+from .declared import shapes_named_like_options
 from .expression import Expr, as_expr, keywords_are_shapes
 from .lambdify import lambdify
 from .printing.notebook import check_latex
@@ -62,31 +63,6 @@ _FULL_LIMIT = 128  # compare every entry up to this many entries of the variable
 _DIRECTIONS = 8  # otherwise this many random directions
 _KINK_MARGIN = 1e-3
 _TRIES = 60
-
-
-# ---------------------------------------------------------------------------
-# Options that are also variable names
-
-
-def is_shape_value(value) -> bool:
-    """A tuple or list of dimensions, or a structure (``mc.symmetric("n")``)."""
-    return isinstance(value, (tuple, list)) or hasattr(value, "structure")
-
-
-def shapes_named_like_options(shapes: dict, **options) -> tuple:
-    """The options' values, after moving to ``shapes`` those that are really shapes.
-
-    ``options`` maps a keyword option to ``(value given, default)``. A variable
-    may be named like an option (``seed``, ``values``): a shape given under
-    that name declares the variable, and the option keeps its default.
-    """
-    out = []
-    for name, (value, default) in options.items():
-        if is_shape_value(value):
-            shapes[name] = value
-            value = default
-        out.append(value)
-    return tuple(out)
 
 
 # ---------------------------------------------------------------------------

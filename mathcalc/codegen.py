@@ -23,20 +23,30 @@ from .backend import lower as L
 from .backend.ir import Ref
 from .backend.names import Names, is_parameter_name, validate_identifier, validate_variable_name
 from .errors import MathcalcError
+from .declared import is_shape, shapes_named_like_options
 from .expression import as_expr, keywords_are_shapes
 from .lambdify import backend_module, shape_text
 from .optimize import reassociate
 
 
 @keywords_are_shapes()
-def codegen(expr, name: str = "f", backend: str = "numpy", checks: bool = True, args=None,
+def codegen(expr, /, name: str = "f", backend: str = "numpy", checks: bool = True, args=None,
             **shapes) -> str:
     """The source of a standalone function computing ``expr`` for one backend library.
 
     ``backend``: "numpy" (default), "jax", "torch", "cupy" or "dask".
     ``args``: the parameter order (every variable once); by default the
     order in which the variables first appear in the text.
+
+    A variable may be named like an option: a shape given under ``name``,
+    ``backend`` or ``checks`` declares it. Under ``args`` a list of names is
+    the parameter order; ``()``, a structure or dimensions with an int
+    declare a variable called ``args``.
     """
+    name, backend, checks = shapes_named_like_options(
+        shapes, name=(name, "f"), backend=(backend, "numpy"), checks=(checks, True))
+    if _declares_args(args):
+        shapes["args"], args = args, None
     if not isinstance(checks, bool):
         raise MathcalcError(f"checks must be True or False, not {checks!r}")
     if not isinstance(backend, str):
@@ -54,6 +64,12 @@ def codegen(expr, name: str = "f", backend: str = "numpy", checks: bool = True, 
                                 f"got {args!r}")
         variables = {a: variables[a] for a in args}
     return _source(e, reassociate(e.node), variables, name, module, checks)
+
+
+def _declares_args(value) -> bool:
+    """A shape under ``args`` (not a parameter order): (), a structure, or dims with an int."""
+    return is_shape(value) and (len(value) == 0 or hasattr(value, "structure")
+                                or any(not isinstance(d, str) for d in value))
 
 
 def _parameters(variables, function) -> dict:

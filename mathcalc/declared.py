@@ -82,6 +82,23 @@ def is_shape(value) -> bool:
     return isinstance(value, (tuple, list))
 
 
+def shapes_named_like_options(shapes: dict, **options) -> tuple:
+    """The options' values, after moving to ``shapes`` those that are really shapes.
+
+    ``options`` maps a keyword option to ``(value given, default)``. A variable
+    may be named like an option (``seed``, ``values``, ``backend``): a shape
+    given under that name declares the variable, and the option keeps its
+    default.
+    """
+    out = []
+    for name, (value, default) in options.items():
+        if is_shape(value):
+            shapes[name] = value
+            value = default
+        out.append(value)
+    return tuple(out)
+
+
 def normalise_shape(name: str, shape) -> tuple:
     """A declared shape as a plain tuple of ints and names, or a ShapeError saying why not.
 

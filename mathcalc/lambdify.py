@@ -27,6 +27,7 @@ from .backend import lower as L
 from .backend.ir import Call, Ref
 from .backend.names import Names, is_parameter_name, validate_variable_name
 from .errors import MathcalcError, ShapeError
+from .declared import shapes_named_like_options
 from .expression import as_expr
 from .functions import FUNCTIONS
 from .optimize import reassociate, size_trials
@@ -57,7 +58,7 @@ _CACHE_LIMIT = 512
 
 
 @keywords_are_shapes()
-def lambdify(expr, backend: str = "numpy", **shapes):
+def lambdify(expr, /, backend: str = "numpy", **shapes):
     """A fast function of the expression, keyword arguments by variable name.
 
     ``fn = lambdify(g); fn(W=..., x=..., b=...)`` returns an array of shape
@@ -86,6 +87,7 @@ def lambdify(expr, backend: str = "numpy", **shapes):
     variant for assumed sizes and ``fn.sources`` maps each shape signature
     seen so far (the variables' shapes, in order) to the source compiled for it.
     """
+    (backend,) = shapes_named_like_options(shapes, backend=(backend, "numpy"))
     if not isinstance(backend, str):
         raise MathcalcError(f"backend must be a name ({', '.join(BACKENDS)}), not {backend!r}")
     e = as_expr(expr, shapes)

@@ -20,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 from .api import diff
-from .checking import compare, pair, shapes_named_like_options
+from .checking import compare, pair
+from .declared import shapes_named_like_options
 from .expression import Expr, as_expr, keywords_are_shapes
 from .nodes import debug_str
 

@@ -154,20 +154,7 @@ def _cases():
     return cases
 
 
-# lambdify and codegen live in the back end's files (another engineer's, being
-# rewritten): their expr/name/backend/checks/args parameters are not yet
-# positional-only. Strict, so the marker must go when they are.
-_PENDING = {"lambdify", "codegen"}
-
-
-@pytest.mark.parametrize("fn_name, name", [
-    pytest.param(fn_name, name, marks=pytest.mark.xfail(
-        strict=True, raises=(TypeError, mc.MathcalcError),
-        reason="issue 14.3: back end parameters not yet positional-only"))
-    if fn_name in _PENDING and name in inspect.signature(getattr(mc, fn_name)).parameters
-    and inspect.signature(getattr(mc, fn_name)).parameters[name].kind
-    is not inspect.Parameter.POSITIONAL_ONLY else (fn_name, name)
-    for fn_name, name in _cases()])
+@pytest.mark.parametrize("fn_name, name", _cases())
 def test_a_variable_may_be_named_like_any_parameter(fn_name, name):
     assert _call(fn_name, name)
 
