@@ -326,7 +326,8 @@ def check(expr, wrt, claimed, declared, symmetric, spd):
     """Verify a hand derivation: is CLAIMED the derivative of EXPR with respect to X?
 
     Prints "correct" and exits 0 when it is; otherwise prints both sides and
-    the largest difference at a random point, and exits 1. The derivative's
+    the largest difference at a random point, and exits 1 ("undecided" with
+    the reason, also exit 1, where no point has usable values). The derivative's
     layout is EXPR's shape followed by X's (a scalar's gradient has X's shape).
 
     \b
@@ -352,6 +353,10 @@ def check(expr, wrt, claimed, declared, symmetric, spd):
         if result.equal:
             click.echo("correct")
             return
+        if not result.usable:  # no point could decide: no verdict either way (SPEC 2, issue 10)
+            click.echo("undecided: the claimed derivative was not verified")
+            click.echo(f"  {result.reason}")
+            raise Failed
         click.echo("incorrect")
         click.echo(f"  derivative: {g}")
         click.echo(f"  claimed:    {' '.join(claimed_text.split())}")
